@@ -1,0 +1,79 @@
+"""/v1/leads: the caller's leads, filtered, with keyset pagination on id."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import func, select
+
+from outreach_api.deps import TeamId
+from outreach_core.db.engine import tenant_session
+from outreach_core.db.tables import Lead
+
+router = APIRouter(prefix="/v1/leads", tags=["leads"])
+
+
+class LeadOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    first_name: str | None
+    last_name: str | None
+    contact_name: str | None
+    email: str | None
+    phone: str | None
+    company_name: str | None
+    title: str | None
+    linkedin_url: str | None
+    website: str | None
+    address: str | None
+    city: str | None
+    county: str | None
+    state: str | None
+    zip: str | None
+    sic_code: str | None
+    bucket_id: str | None
+    sector: str | None
+    score: int
+    status: str
+    source: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class LeadsPage(BaseModel):
+    items: list[LeadOut]
+    next_after: int | None
+
+
+@router.get("", response_model=LeadsPage)
+def list_leads(
+    team_id: TeamId,
+    bucket: Annotated[str | None, Query(max_length=120)] = None,
+    state: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
+    city: Annotated[str | None, Query(max_length=200)] = None,
+    has_phone: bool | None = None,
+    has_email: bool | None = None,
+    after: Annotated[int | None, Query(ge=0, description="id of the last lead seen")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> LeadsPage:
+    query = select(Lead).where(Lead.team_id == team_id)
+    if bucket:
+        query = query.where(Lead.bucket_id == bucket)
+    if state:
+        query = query.where(Lead.state == state.upper())
+    if city:
+        query = query.where(func.lower(Lead.city) == city.strip().lower())
+    if has_phone is not None:
+        query = query.where(Lead.phone.is_not(None) if has_phone else Lead.phone.is_(None))
+    if has_email is not None:
+        query = query.where(Lead.email.is_not(None) if has_email else Lead.email.is_(None))
+    if after is not None:
+        query = query.where(Lead.id > after)
+    with tenant_session(team_id) as session:
+        rows = list(session.scalars(query.order_by(Lead.id).limit(limit + 1)))
+    items = [LeadOut.model_validate(r) for r in rows[:limit]]
+    return LeadsPage(items=items, next_after=items[-1].id if len(rows) > limit else None)

@@ -1,0 +1,158 @@
+"""`make demo`: land the bundled sample CSVs for a demo team, let the upload sensor turn them
+into runs, execute those runs in-process on the real Dagster instance (PostgreSQL storage
+under OUTREACH_HOME), and print what happened. Safe to run again: the same contacts merge
+into the same leads."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from importlib.resources import files
+from pathlib import Path
+
+import dagster as dg
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+
+from outreach_assets.definitions import defs
+from outreach_assets.sensors import upload_sensor
+from outreach_core.catalog import load_catalog
+from outreach_core.datalake import TeamLake, store_from_url
+from outreach_core.db.engine import tenant_session
+from outreach_core.db.migrate import migrate
+from outreach_core.db.tables import BucketIndex, Lead, Upload
+from outreach_core.instance import write_dagster_yaml
+from outreach_core.settings import get_settings
+from outreach_core.teams import create_team, get_team
+from outreach_core.uploads.landing import land_upload
+
+DEMO_TEAM_FILE = "demo_team_id"
+
+
+def _demo_team(console: Console) -> uuid.UUID:
+    marker = get_settings().home / DEMO_TEAM_FILE
+    if marker.exists():
+        team_id = uuid.UUID(marker.read_text().strip())
+        if get_team(team_id) is not None:
+            console.print(f"reusing demo team {team_id}")
+            return team_id
+    team = create_team("Demo team")
+    marker.write_text(str(team.team_id))
+    console.print(f"created demo team {team.team_id} (API key, shown once: {team.api_key})")
+    return team.team_id
+
+
+def _samples() -> list[Path]:
+    folder = files("outreach_assets") / "demo_data"
+    return sorted(Path(str(p)) for p in folder.iterdir() if str(p).endswith(".csv"))
+
+
+def run_demo(console: Console) -> None:
+    started = time.perf_counter()
+    settings = get_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    console.rule("Outreach demo")
+    console.print(f"home: {settings.home.resolve()}  datalake: {settings.resolved_datalake_url}")
+    migrate()
+    os.environ["DAGSTER_HOME"] = str(write_dagster_yaml())
+    instance = dg.DagsterInstance.get()
+    team_id = _demo_team(console)
+    lake = TeamLake(store_from_url(settings.resolved_datalake_url), team_id)
+
+    upload_ids: list[uuid.UUID] = []
+    for path in _samples():
+        bucket = load_catalog().get(path.stem)
+        with path.open("rb") as handle:
+            landed = land_upload(
+                lake,
+                iter(lambda h=handle: h.read(1 << 20), b""),
+                filename=path.name,
+                bucket=bucket,
+                description="bundled demo sample",
+            )
+        upload_ids.append(landed.upload.id)
+        console.print(f"landed {path.name} -> {bucket.id} as upload {landed.upload.id}")
+
+    result = upload_sensor(dg.build_sensor_context(instance=instance, definitions=defs))
+    assert isinstance(result, dg.SensorResult)
+    for request in result.dynamic_partitions_requests or []:
+        if isinstance(request, dg.AddDynamicPartitionsRequest):
+            instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+    ours = [r for r in result.run_requests or [] if uuid.UUID(r.run_key or "") in upload_ids]
+    console.print(f"upload sensor requested {len(ours)} runs")
+    job = defs.resolve_job_def("ingest_job")
+    for request in ours:
+        run = job.execute_in_process(
+            instance=instance,
+            partition_key=request.partition_key,
+            run_config=request.run_config,
+            tags=request.tags,
+            raise_on_error=False,
+        )
+        state = "succeeded" if run.success else "FAILED"
+        console.print(f"run {run.run_id[:8]} for partition {request.partition_key}: {state}")
+
+    _report(console, team_id, upload_ids)
+    console.print(f"demo finished in {time.perf_counter() - started:.1f} s")
+
+
+def _report(console: Console, team_id: uuid.UUID, upload_ids: list[uuid.UUID]) -> None:
+    with tenant_session(team_id) as session:
+        uploads = list(session.scalars(select(Upload).where(Upload.id.in_(upload_ids))))
+        indexes = list(session.scalars(select(BucketIndex).order_by(BucketIndex.bucket_id)))
+        lead_count = session.scalar(select(func.count()).select_from(Lead))
+    table = Table(title="Uploads")
+    for col in (
+        "file",
+        "bucket",
+        "status",
+        "rows",
+        "accepted",
+        "rejected",
+        "merged",
+        "new leads",
+        "top rejection reasons",
+    ):
+        table.add_column(col)
+    for up in sorted(uploads, key=lambda u: u.filename):
+        reasons = ", ".join(f"{k} ({v})" for k, v in (up.top_rejection_reasons or {}).items())
+        table.add_row(
+            up.filename,
+            up.bucket_id,
+            up.status if not up.error else f"{up.status}: {up.error}",
+            *(
+                str(v if v is not None else "-")
+                for v in (
+                    up.total_rows,
+                    up.accepted_rows,
+                    up.rejected_rows,
+                    up.merged_rows,
+                    up.inserted_leads,
+                )
+            ),
+            reasons or "-",
+        )
+    console.print(table)
+    index_table = Table(title="Bucket index")
+    for col in (
+        "bucket",
+        "leads",
+        "with phone",
+        "with email",
+        "needs skip trace",
+        "states",
+        "cities",
+    ):
+        index_table.add_column(col)
+    for idx in indexes:
+        totals = idx.index["totals"]
+        index_table.add_row(
+            idx.bucket_id,
+            *(str(totals[k]) for k in ("leads", "with_phone", "with_email", "needs_skip_trace")),
+            ", ".join(f"{k} {v}" for k, v in idx.index["byState"].items()),
+            str(len(idx.index["byCity"])),
+        )
+    console.print(index_table)
+    console.print(f"the demo team now has {lead_count} leads")

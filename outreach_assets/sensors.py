@@ -1,0 +1,46 @@
+"""Sensors: received uploads become ingestion runs."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from outreach_assets.partitions import partition_key, teams_partitions
+from outreach_core.uploads.processing import list_pending_uploads
+
+ingest_job = dg.define_asset_job(
+    "ingest_job",
+    selection=dg.AssetSelection.groups("ingestion"),
+    description="Validate, process, index and load one team x sector partition's uploads.",
+)
+
+
+@dg.sensor(
+    job=ingest_job,
+    minimum_interval_seconds=10,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def upload_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    """One run per received upload, keyed by the upload id: a sensor that crashes before
+    saving its state asks again with the same run_key, and Dagster starts no second run."""
+    pending = list_pending_uploads()
+    if not pending:
+        return dg.SensorResult(skip_reason="no received uploads")
+    known = set(context.instance.get_dynamic_partitions(teams_partitions.name))
+    new_teams = sorted({str(p.team_id) for p in pending} - known)
+    requests = [
+        dg.RunRequest(
+            run_key=str(p.upload_id),
+            partition_key=partition_key(p.team_id, p.sector),
+            run_config=dg.RunConfig(
+                ops={"validated_records": {"config": {"upload_ids": [str(p.upload_id)]}}}
+            ),
+            tags={"outreach/upload_id": str(p.upload_id), "outreach/team_id": str(p.team_id)},
+        )
+        for p in pending
+    ]
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=(
+            [teams_partitions.build_add_request(new_teams)] if new_teams else []
+        ),
+    )

@@ -1,0 +1,209 @@
+"""The operators' CLI: `outreach --help`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.table import Table
+
+app = typer.Typer(help="Outreach pipeline operations.", no_args_is_help=True)
+team_app = typer.Typer(help="Teams and API keys.", no_args_is_help=True)
+db_app = typer.Typer(help="Database.", no_args_is_help=True)
+app.add_typer(team_app, name="team")
+app.add_typer(db_app, name="db")
+console = Console()
+
+TeamOption = Annotated[uuid.UUID, typer.Option("--team", help="Team id")]
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Create or upgrade the database schema and the application role."""
+    from outreach_core.db.migrate import migrate
+
+    migrate()
+    console.print("database is at the latest schema")
+
+
+@team_app.command("create")
+def team_create(name: str) -> None:
+    """Create a team and print its id and an API key (shown once, stored hashed)."""
+    from outreach_core.db.migrate import migrate
+    from outreach_core.teams import create_team
+
+    migrate()
+    try:
+        team = create_team(name)
+    except ValueError as exc:
+        _fail(str(exc))
+    console.print(f"team_id: {team.team_id}")
+    console.print(f"api_key: {team.api_key}")
+    console.print("[dim]The key is shown once; only its hash is stored.[/dim]")
+
+
+@team_app.command("key-create")
+def key_create(team: TeamOption, name: str = "default") -> None:
+    """Issue another API key for a team."""
+    from outreach_core.teams import create_api_key, get_team
+
+    if get_team(team) is None:
+        _fail(f"no team {team}")
+    console.print(f"api_key: {create_api_key(team, name)}")
+
+
+@team_app.command("key-revoke")
+def key_revoke(team: TeamOption, api_key: str) -> None:
+    """Revoke an API key; requests with it get 401 from now on."""
+    from outreach_core.teams import revoke_api_key
+
+    if not revoke_api_key(team, api_key):
+        _fail("no such live key for this team")
+    console.print("revoked")
+
+
+def _with_progress(path: Path) -> Iterator[bytes]:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"landing {path.name}", total=path.stat().st_size)
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                progress.advance(task, len(chunk))
+                yield chunk
+
+
+@app.command("upload")
+def upload(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    team: TeamOption,
+    bucket: Annotated[
+        str | None, typer.Option(help="Bucket id, e.g. ny-construction-plumbers")
+    ] = None,
+    sic: Annotated[str | None, typer.Option(help="SIC code to choose the bucket")] = None,
+    description: str | None = None,
+) -> None:
+    """Land a CSV for a team's bucket; the upload sensor processes it."""
+    from outreach_core.catalog import UnknownBucket
+    from outreach_core.datalake import TeamLake, store_from_url
+    from outreach_core.settings import get_settings
+    from outreach_core.teams import get_team
+    from outreach_core.uploads.landing import (
+        InvalidUpload,
+        UploadTooLarge,
+        land_upload,
+        resolve_bucket,
+    )
+
+    if get_team(team) is None:
+        _fail(f"no team {team}")
+    try:
+        target = resolve_bucket(bucket, sic)
+        lake = TeamLake(store_from_url(get_settings().resolved_datalake_url), team)
+        landed = land_upload(
+            lake, _with_progress(file), filename=file.name, bucket=target, description=description
+        )
+    except UnknownBucket as exc:
+        _fail(f"{exc}")
+    except (InvalidUpload, UploadTooLarge) as exc:
+        _fail(str(exc))
+    console.print(f"upload_id: {landed.upload.id}  bucket: {target.id}  status: received")
+
+
+@app.command("status")
+def status(upload_id: uuid.UUID, team: TeamOption) -> None:
+    """Show an upload's status and counts."""
+    from outreach_core.uploads.processing import get_upload
+
+    try:
+        up = get_upload(team, upload_id)
+    except Exception:
+        _fail("upload not found")
+    table = Table(show_header=False)
+    for field in (
+        "status",
+        "bucket_id",
+        "filename",
+        "total_rows",
+        "accepted_rows",
+        "rejected_rows",
+        "merged_rows",
+        "inserted_leads",
+        "error",
+    ):
+        table.add_row(field, str(getattr(up, field)))
+    console.print(table)
+
+
+@app.command("demo")
+def demo() -> None:
+    """Run the ingestion end to end on the embedded default and print what it did."""
+    from outreach_assets.demo import run_demo
+
+    run_demo(console)
+
+
+@app.command("dev")
+def dev(api_port: int = 8000, dagster_port: int = 3000) -> None:
+    """Start the Dagster UI on this code location and the API, both on loopback."""
+    from outreach_core.db.migrate import migrate
+    from outreach_core.instance import write_dagster_yaml
+
+    migrate()
+    home = write_dagster_yaml()
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    bin_dir = Path(sys.executable).parent
+    api = subprocess.Popen(
+        [
+            str(bin_dir / "uvicorn"),
+            "outreach_api.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(api_port),
+        ],
+        env=env,
+    )
+    console.print(
+        f"API on http://127.0.0.1:{api_port}/docs, Dagster on http://127.0.0.1:{dagster_port}"
+    )
+    try:
+        subprocess.run(
+            [
+                str(bin_dir / "dagster"),
+                "dev",
+                "-w",
+                "workspace.yaml",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(dagster_port),
+            ],
+            env=env,
+            check=False,
+        )
+    finally:
+        api.terminate()
+        api.wait(10)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,94 @@
+"""Connections. Two roles: the owner (migrations, database creation; never used to serve a
+tenant) and the application role, which owns nothing and is subject to RLS."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy.engine import URL
+from sqlalchemy.orm import Session
+
+from outreach_core.settings import Settings, get_settings
+
+DATABASE_NAME = "outreach"
+DAGSTER_DATABASE_NAME = "outreach_dagster"
+
+
+def embedded_server_url(home: Path) -> URL:
+    """Start (or reuse) the embedded PostgreSQL under `home` and return its owner URL."""
+    import pgserver  # heavy import, only needed for the embedded default
+
+    pgdata = (home / "pgdata").resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None leaves the server running for the next command (demo, dev, CLI).
+    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    return make_url(server.get_uri()).set(drivername="postgresql+psycopg")
+
+
+def owner_url(settings: Settings | None = None) -> URL:
+    settings = settings or get_settings()
+    if settings.database_url is None:
+        return embedded_server_url(settings.home).set(database=DATABASE_NAME)
+    url = make_url(settings.database_url.get_secret_value())
+    return url.set(drivername="postgresql+psycopg")
+
+
+def app_url(settings: Settings | None = None) -> URL:
+    settings = settings or get_settings()
+    password = settings.app_db_password.get_secret_value() if settings.app_db_password else None
+    return owner_url(settings).set(username=settings.app_db_role, password=password)
+
+
+def dagster_storage_url(settings: Settings | None = None) -> URL:
+    return owner_url(settings).set(database=DAGSTER_DATABASE_NAME)
+
+
+def ensure_database(url: URL) -> None:
+    """Create the database named in `url` if it does not exist (needs CREATEDB)."""
+    maintenance = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with maintenance.connect() as conn:
+            exists = conn.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}
+            )
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+    finally:
+        maintenance.dispose()
+
+
+@cache
+def app_engine() -> Engine:
+    return create_engine(app_url(), pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+@cache
+def owner_engine() -> Engine:
+    return create_engine(owner_url(), pool_pre_ping=True, pool_size=2)
+
+
+def set_tenant(session: Session, team_id: uuid.UUID) -> None:
+    # is_local=true: the setting ends with the transaction, so a pooled connection never
+    # carries one tenant into the next request or job.
+    session.execute(text("SELECT set_config('app.team_id', :t, true)"), {"t": str(team_id)})
+
+
+@contextmanager
+def tenant_session(team_id: uuid.UUID, engine: Engine | None = None) -> Iterator[Session]:
+    """One transaction scoped to one team; commits on success, rolls back on error."""
+    with Session(engine or app_engine(), expire_on_commit=False) as session, session.begin():
+        set_tenant(session, team_id)
+        yield session
+
+
+@contextmanager
+def system_session(engine: Engine | None = None) -> Iterator[Session]:
+    """A transaction with no tenant: RLS shows it no tenant rows. Only the SECURITY DEFINER
+    functions from the migrations (api key lookup, pending uploads) answer here."""
+    with Session(engine or app_engine(), expire_on_commit=False) as session, session.begin():
+        yield session

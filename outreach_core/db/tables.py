@@ -1,0 +1,218 @@
+"""SQLAlchemy 2 typed tables. Every tenant table carries `team_id NOT NULL` and every
+reference between tenant rows is composite `(team_id, id)`, so a row cannot point into
+another team even if application code has a bug. RLS (see migrations) is the second lock."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {
+        dict[str, Any]: JSONB,
+        uuid.UUID: UUID(as_uuid=True),
+        datetime: DateTime(timezone=True),
+    }
+
+
+def _now() -> Any:
+    return mapped_column(server_default=func.now())
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _now()
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
+        UniqueConstraint("key_hash"),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="default")
+    # First characters only, so an operator can tell keys apart without the secret.
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _now()
+    revoked_at: Mapped[datetime | None]
+
+
+class Upload(Base):
+    __tablename__ = "uploads"
+    __table_args__ = (
+        ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
+        UniqueConstraint("team_id", "idempotency_key"),
+        Index("ix_uploads_status", "status", "team_id", "sector"),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    bucket_id: Mapped[str] = mapped_column(String(120))
+    sector: Mapped[str] = mapped_column(String(60))
+    filename: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    storage_key: Mapped[str] = mapped_column(Text)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # received -> processing -> completed | failed
+    status: Mapped[str] = mapped_column(String(20), server_default="received")
+    error: Mapped[str | None] = mapped_column(Text)
+    total_rows: Mapped[int | None] = mapped_column(BigInteger)
+    accepted_rows: Mapped[int | None] = mapped_column(BigInteger)
+    rejected_rows: Mapped[int | None] = mapped_column(BigInteger)
+    # Duplicates inside the file plus rows merged into leads the team already had.
+    merged_rows: Mapped[int | None] = mapped_column(BigInteger)
+    inserted_leads: Mapped[int | None] = mapped_column(BigInteger)
+    top_rejection_reasons: Mapped[dict[str, Any] | None]
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _now()
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class UploadRejection(Base):
+    __tablename__ = "upload_rejections"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["team_id", "upload_id"], ["uploads.team_id", "uploads.id"], ondelete="CASCADE"
+        ),
+        Index("ix_upload_rejections_upload", "team_id", "upload_id", "row_number"),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    upload_id: Mapped[uuid.UUID]
+    row_number: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str | None] = mapped_column(Text)
+
+
+LEAD_TEXT_FIELDS: tuple[str, ...] = (
+    "first_name",
+    "last_name",
+    "contact_name",
+    "email",
+    "phone",
+    "company_name",
+    "title",
+    "linkedin_url",
+    "website",
+    "address",
+    "city",
+    "county",
+    "state",
+    "zip",
+    "sic_code",
+)
+
+
+class Lead(Base):
+    __tablename__ = "leads"
+    __table_args__ = (
+        ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["team_id", "source_upload_id"], ["uploads.team_id", "uploads.id"]),
+        # Dedup keys: one lead per E.164 phone, then per email, inside a team.
+        Index(
+            "uq_leads_team_phone",
+            "team_id",
+            "phone",
+            unique=True,
+            postgresql_where=text("phone IS NOT NULL"),
+        ),
+        Index(
+            "uq_leads_team_email",
+            "team_id",
+            "email",
+            unique=True,
+            postgresql_where=text("email IS NOT NULL"),
+        ),
+        Index("ix_leads_team_bucket", "team_id", "bucket_id", "id"),
+        Index("ix_leads_team_state_city", "team_id", "state", "city", "id"),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    first_name: Mapped[str | None] = mapped_column(Text)
+    last_name: Mapped[str | None] = mapped_column(Text)
+    contact_name: Mapped[str | None] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(Text)
+    phone: Mapped[str | None] = mapped_column(String(20))
+    company_name: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    linkedin_url: Mapped[str | None] = mapped_column(Text)
+    website: Mapped[str | None] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(Text)
+    city: Mapped[str | None] = mapped_column(Text)
+    county: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str | None] = mapped_column(String(2))
+    zip: Mapped[str | None] = mapped_column(String(5))
+    sic_code: Mapped[str | None] = mapped_column(String(8))
+    bucket_id: Mapped[str | None] = mapped_column(String(120))
+    sector: Mapped[str | None] = mapped_column(String(60))
+    apollo_person_id: Mapped[str | None] = mapped_column(String(64))
+    apollo_organization_id: Mapped[str | None] = mapped_column(String(64))
+    enrichment_status: Mapped[str | None] = mapped_column(String(30))
+    enriched_at: Mapped[datetime | None]
+    apollo_data: Mapped[dict[str, Any] | None]
+    score: Mapped[int] = mapped_column(Integer, server_default="50")
+    status: Mapped[str] = mapped_column(String(30), server_default="new")
+    source: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    source_upload_id: Mapped[uuid.UUID | None]
+    last_upload_id: Mapped[uuid.UUID | None]
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+
+class BucketIndex(Base):
+    """Per-bucket counts, the database twin of the datalake's index.json."""
+
+    __tablename__ = "bucket_index"
+    __table_args__ = (ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),)
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    bucket_id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    sector: Mapped[str] = mapped_column(String(60))
+    index: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime] = _now()
+
+
+TENANT_TABLES: tuple[str, ...] = tuple(
+    t.name for t in Base.metadata.sorted_tables if "team_id" in t.columns
+)

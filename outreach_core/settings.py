@@ -1,0 +1,66 @@
+"""Runtime configuration, read from the environment (see DESIGN.md, Configuration)."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OUTREACH_", extra="ignore")
+
+    home: Path = Path(".outreach")
+    # None means: the embedded PostgreSQL under `home`.
+    database_url: SecretStr | None = None
+    # Role the application connects as; it owns nothing and cannot bypass RLS.
+    app_db_role: str = "outreach_app"
+    app_db_password: SecretStr | None = None
+    datalake_url: str | None = None
+    provider_mode: Literal["sandbox", "live"] = "sandbox"
+    public_base_url: str = "http://127.0.0.1:8000"
+    max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    ingest_chunk_rows: int = Field(default=200_000, gt=0)
+
+    # Provider credentials are not OUTREACH_-prefixed: they keep their vendors' names.
+    twilio_account_sid: SecretStr | None = Field(
+        default=None, validation_alias="TWILIO_ACCOUNT_SID"
+    )
+    twilio_auth_token: SecretStr | None = Field(default=None, validation_alias="TWILIO_AUTH_TOKEN")
+    apollo_api_key: SecretStr | None = Field(default=None, validation_alias="APOLLO_API_KEY")
+    apollo_base_url: str = Field(
+        default="https://api.apollo.io", validation_alias="APOLLO_BASE_URL"
+    )
+
+    @model_validator(mode="after")
+    def _live_needs_secrets(self) -> Settings:
+        # Fail at start-up, not at the first paid call.
+        if self.provider_mode == "live":
+            missing = [
+                name
+                for name, value in (
+                    ("TWILIO_ACCOUNT_SID", self.twilio_account_sid),
+                    ("TWILIO_AUTH_TOKEN", self.twilio_auth_token),
+                    ("APOLLO_API_KEY", self.apollo_api_key),
+                )
+                if value is None
+            ]
+            if missing:
+                raise ValueError(f"live provider mode needs {', '.join(missing)}")
+        return self
+
+    @property
+    def resolved_datalake_url(self) -> str:
+        return self.datalake_url or str((self.home / "datalake").resolve())
+
+    @property
+    def dagster_home(self) -> Path:
+        return (self.home / "dagster").resolve()
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,353 @@
+"""The ingestion stages the Dagster assets run, one function a stage, each streaming in chunks
+so memory does not grow with the file:
+
+raw CSV -> validated Parquet (+ rejected CSV, upload_rejections)
+        -> processed Parquet (bucket, duplicates inside the file merged)
+        -> bucket index (index.json, bucket_index)
+        -> leads (COPY + merge in PostgreSQL)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+
+from outreach_core.catalog import Bucket, load_catalog
+from outreach_core.datalake import TeamLake
+from outreach_core.db.engine import system_session, tenant_session
+from outreach_core.db.tables import BucketIndex, Upload, UploadRejection
+from outreach_core.ingest import STANDARD_COLUMNS, IngestError, read_chunks, write_csv_safely
+from outreach_core.leads.upsert import STAGING_COLUMNS, UpsertCounts, dedup_frame, upsert_leads
+from outreach_core.settings import get_settings
+
+Progress = Callable[[str], None]
+ACTIVE = ("received", "processing")
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Validated:
+    upload_id: uuid.UUID
+    total: int
+    accepted: int
+    rejected: int
+    top_reasons: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Processed:
+    upload_id: uuid.UUID
+    rows: int
+    duplicates_in_file: int
+
+
+@dataclass(frozen=True)
+class LeadsLoaded:
+    upload_id: uuid.UUID
+    inserted: int
+    merged: int
+    changed: int
+
+
+def pending_uploads(
+    team_id: uuid.UUID, sector: str, only: list[uuid.UUID] | None = None
+) -> list[Upload]:
+    """Uploads this partition still has to process. `processing` ones are included: their
+    run died, and every stage is safe to repeat."""
+    query = select(Upload).where(Upload.team_id == team_id, Upload.sector == sector)
+    query = query.where(Upload.id.in_(only)) if only else query.where(Upload.status.in_(ACTIVE))
+    with tenant_session(team_id) as session:
+        return list(session.scalars(query.order_by(Upload.created_at, Upload.id)))
+
+
+def get_upload(team_id: uuid.UUID, upload_id: uuid.UUID) -> Upload:
+    with tenant_session(team_id) as session:
+        return session.get_one(Upload, (team_id, upload_id))
+
+
+def _set(team_id: uuid.UUID, upload_id: uuid.UUID, **values: object) -> None:
+    with tenant_session(team_id) as session:
+        session.execute(
+            update(Upload).where(Upload.team_id == team_id, Upload.id == upload_id).values(**values)
+        )
+
+
+def fail_upload(team_id: uuid.UUID, upload_id: uuid.UUID, reason: str) -> None:
+    _set(team_id, upload_id, status="failed", error=reason, finished_at=datetime.now(UTC))
+
+
+def reason_category(reason: str) -> str:
+    # Reasons carry the offending (masked) value after a colon; group by what went wrong.
+    return reason.split(":", 1)[0].strip()
+
+
+def _bucket(upload: Upload) -> Bucket:
+    return load_catalog().get(upload.bucket_id)
+
+
+def _store_rejections(team_id: uuid.UUID, upload_id: uuid.UUID, rejected: pl.DataFrame) -> None:
+    if rejected.height == 0:
+        return
+    frame = rejected.select(
+        pl.lit(str(team_id)).alias("team_id"),
+        pl.lit(str(upload_id)).alias("upload_id"),
+        "row_number",
+        "reason",
+        "raw",
+    )
+    buffer = io.BytesIO()
+    frame.write_csv(buffer, include_header=False, null_value="")
+    with tenant_session(team_id) as session:
+        raw = session.connection().connection.driver_connection
+        assert raw is not None
+        with (
+            raw.cursor() as cur,
+            cur.copy(
+                "COPY upload_rejections (team_id, upload_id, row_number, reason, raw) "
+                "FROM STDIN (FORMAT csv)"
+            ) as copy,
+        ):
+            copy.write(buffer.getvalue())
+
+
+def validate_upload(
+    lake: TeamLake, upload: Upload, run_id: str | None = None, progress: Progress = _quiet
+) -> Validated | None:
+    """Raw CSV -> validated Parquet. Returns None (and marks the upload failed, with the
+    reason) when the file as a whole cannot be read; bad rows never fail the file."""
+    team_id, upload_id = upload.team_id, upload.id
+    bucket = _bucket(upload)
+    _set(
+        team_id,
+        upload_id,
+        status="processing",
+        started_at=datetime.now(UTC),
+        run_id=run_id,
+        error=None,
+    )
+    with tenant_session(team_id) as session:  # a rerun starts the rejections afresh
+        session.execute(
+            delete(UploadRejection).where(
+                UploadRejection.team_id == team_id, UploadRejection.upload_id == upload_id
+            )
+        )
+    total = accepted = rejected = 0
+    reasons: Counter[str] = Counter()
+    with tempfile.TemporaryDirectory(prefix="outreach-validate-") as tmp:
+        work = Path(tmp)
+        validated_path = work / "validated.parquet"
+        rejected_path = work / "rejected.csv"
+        writer: pq.ParquetWriter | None = None
+        try:
+            with (
+                lake.local_copy(upload.storage_key, work) as raw_path,
+                rejected_path.open("wb") as rejected_out,
+            ):
+                for chunk in read_chunks(raw_path, chunk_rows=get_settings().ingest_chunk_rows):
+                    table = chunk.accepted.select("row_number", *STANDARD_COLUMNS).to_arrow()
+                    if writer is None:
+                        writer = pq.ParquetWriter(validated_path, table.schema)
+                    writer.write_table(table)
+                    if chunk.rejected.height:
+                        write_csv_safely(chunk.rejected, rejected_out, include_header=rejected == 0)
+                        _store_rejections(team_id, upload_id, chunk.rejected)
+                        reasons.update(
+                            reason_category(r) for r in chunk.rejected["reason"].to_list()
+                        )
+                    accepted += chunk.accepted.height
+                    rejected += chunk.rejected.height
+                    total = accepted + rejected
+                    progress(f"validated {total:,} rows ({rejected:,} rejected)")
+        except IngestError as exc:
+            if writer is not None:
+                writer.close()
+            fail_upload(team_id, upload_id, str(exc))
+            progress(f"upload {upload_id} failed: {exc}")
+            return None
+        if writer is None:
+            writer = pq.ParquetWriter(validated_path, _empty_schema())
+        writer.close()
+        if total == 0:
+            fail_upload(team_id, upload_id, "file has a header but no data rows")
+            return None
+        lake.put_file(lake.validated_key(bucket, upload_id), validated_path)
+        if rejected:
+            lake.put_file(lake.rejected_key(bucket, upload_id), rejected_path)
+    top = dict(reasons.most_common(5))
+    _set(
+        team_id,
+        upload_id,
+        total_rows=total,
+        accepted_rows=accepted,
+        rejected_rows=rejected,
+        top_rejection_reasons=top,
+    )
+    return Validated(upload_id, total, accepted, rejected, top)
+
+
+def _empty_schema() -> pa.Schema:
+    return pa.schema(
+        [("row_number", pa.int64()), *((c, pa.large_string()) for c in STANDARD_COLUMNS)]
+    )
+
+
+def _batches(path: Path) -> Iterator[pl.DataFrame]:
+    parquet = pq.ParquetFile(path)
+    for i in range(parquet.num_row_groups):
+        yield pl.from_arrow(parquet.read_row_group(i))  # type: ignore[misc]
+
+
+def process_upload(lake: TeamLake, upload: Upload, progress: Progress = _quiet) -> Processed:
+    """Validated Parquet -> processed Parquet: bucket and sector columns added, duplicate
+    contacts inside each chunk merged (later chunks merge in PostgreSQL)."""
+    bucket = _bucket(upload)
+    rows = duplicates = 0
+    with tempfile.TemporaryDirectory(prefix="outreach-process-") as tmp:
+        work = Path(tmp)
+        out_path = work / "processed.parquet"
+        writer: pq.ParquetWriter | None = None
+        with lake.local_copy(lake.validated_key(bucket, upload.id), work) as validated_path:
+            for frame in _batches(validated_path):
+                deduped = dedup_frame(frame).with_columns(
+                    pl.lit(bucket.id).alias("bucket_id"), pl.lit(bucket.sector).alias("sector")
+                )
+                table = deduped.to_arrow()
+                writer = writer or pq.ParquetWriter(out_path, table.schema)
+                writer.write_table(table)
+                rows += deduped.height
+                duplicates += frame.height - deduped.height
+                progress(f"processed {rows:,} rows ({duplicates:,} duplicates in file)")
+        if writer is None:
+            raise RuntimeError(f"upload {upload.id} has no validated rows")
+        writer.close()
+        lake.put_file(lake.processed_key(bucket, upload.id), out_path)
+    return Processed(upload.id, rows, duplicates)
+
+
+def build_bucket_index(lake: TeamLake, bucket: Bucket, progress: Progress = _quiet) -> dict:
+    """Counts over every processed file of the bucket, each contact counted once."""
+    prefix = lake.bucket_key(bucket, "processed")
+    keys = [k for k in lake.list(prefix.removeprefix(lake.root + "/")) if k.endswith(".parquet")]
+    with tempfile.TemporaryDirectory(prefix="outreach-index-") as tmp:
+        work = Path(tmp)
+        frames = []
+        for key in keys:
+            with lake.local_copy(key, work) as path:
+                frames.append(
+                    pl.scan_parquet(path)
+                    .select("phone", "email", "state", "county", "city", "sic_code")
+                    .collect()
+                )
+        index = _index(pl.concat(frames) if frames else None, bucket)
+    lake.put_bytes(lake.index_key(bucket), json.dumps(index, indent=1).encode())
+    with tenant_session(lake.team_id) as session:
+        stmt = insert(BucketIndex).values(
+            team_id=lake.team_id, bucket_id=bucket.id, sector=bucket.sector, index=index
+        )
+        session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["team_id", "bucket_id"],
+                set_={"index": stmt.excluded.index, "updated_at": datetime.now(UTC)},
+            )
+        )
+    progress(f"indexed bucket {bucket.id}: {index['totals']['leads']:,} leads")
+    return index
+
+
+def _index(frame: pl.DataFrame | None, bucket: Bucket) -> dict:
+    empty = {"leads": 0, "with_phone": 0, "with_email": 0, "needs_skip_trace": 0}
+    result: dict = {
+        "bucket_id": bucket.id,
+        "updated_at": datetime.now(UTC).isoformat(),
+        "totals": empty,
+        "byState": {},
+        "byCounty": {},
+        "byCity": {},
+        "bySic": {},
+    }
+    if frame is None or frame.height == 0:
+        return result
+    key = pl.coalesce(pl.col("phone"), pl.col("email"))
+    unique = frame.with_columns(key.alias("_key")).unique("_key", keep="first")
+    result["totals"] = {
+        "leads": unique.height,
+        "with_phone": unique["phone"].is_not_null().sum(),
+        "with_email": unique["email"].is_not_null().sum(),
+        # No phone: someone has to find one before this lead can be texted.
+        "needs_skip_trace": unique["phone"].is_null().sum(),
+    }
+
+    def counts(expr: pl.Expr) -> dict[str, int]:
+        grouped = unique.select(expr.alias("k")).drop_nulls().group_by("k").len().sort("k")
+        return dict(zip(grouped["k"].to_list(), grouped["len"].to_list(), strict=True))
+
+    result["byState"] = counts(pl.col("state"))
+    result["byCounty"] = counts(pl.concat_str("county", "state", separator=", "))
+    result["byCity"] = counts(pl.concat_str("city", "state", separator=", "))
+    result["bySic"] = counts(pl.col("sic_code"))
+    return result
+
+
+def load_leads(lake: TeamLake, upload: Upload, progress: Progress = _quiet) -> LeadsLoaded:
+    """Processed Parquet -> leads, one transaction per chunk; then the upload is complete."""
+    bucket = _bucket(upload)
+    inserted = merged = changed = 0
+    source = f"upload:{upload.filename}"
+    with (
+        tempfile.TemporaryDirectory(prefix="outreach-leads-") as tmp,
+        lake.local_copy(lake.processed_key(bucket, upload.id), Path(tmp)) as path,
+    ):
+        for frame in _batches(path):
+            with tenant_session(upload.team_id) as session:
+                counts: UpsertCounts = upsert_leads(
+                    session, upload.team_id, upload.id, frame.select(STAGING_COLUMNS), source
+                )
+            inserted += counts.inserted
+            merged += counts.merged
+            changed += counts.changed
+            progress(f"leads: {inserted:,} new, {merged:,} merged")
+    fresh = get_upload(upload.team_id, upload.id)
+    in_file = (fresh.accepted_rows or 0) - (inserted + merged)
+    _set(
+        upload.team_id,
+        upload.id,
+        status="completed",
+        inserted_leads=inserted,
+        merged_rows=merged + in_file,
+        finished_at=datetime.now(UTC),
+    )
+    return LeadsLoaded(upload.id, inserted, merged + in_file, changed)
+
+
+@dataclass(frozen=True)
+class PendingUpload:
+    team_id: uuid.UUID
+    upload_id: uuid.UUID
+    sector: str
+
+
+def list_pending_uploads(limit: int = 200) -> list[PendingUpload]:
+    """Received uploads of every team, oldest first: the sensor's one cross-tenant read,
+    through a SECURITY DEFINER function that returns ids and nothing else."""
+    with system_session() as session:
+        rows = session.execute(
+            text("SELECT team_id, upload_id, sector FROM outreach_pending_uploads(:n)"),
+            {"n": limit},
+        )
+        return [PendingUpload(r.team_id, r.upload_id, r.sector) for r in rows]

@@ -1,0 +1,71 @@
+"""Shared test helpers: run the real ingestion job for uploads, as the sensor would."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import dagster as dg
+
+from outreach_assets.definitions import defs
+from outreach_assets.partitions import teams_partitions
+from outreach_assets.sensors import upload_sensor
+from outreach_core.catalog import load_catalog
+from outreach_core.datalake import TeamLake, store_from_url
+from outreach_core.db.tables import Upload
+from outreach_core.settings import get_settings
+from outreach_core.uploads.landing import land_upload
+from outreach_core.uploads.processing import get_upload
+
+
+def lake_for(team_id: uuid.UUID) -> TeamLake:
+    return TeamLake(store_from_url(get_settings().resolved_datalake_url), team_id)
+
+
+def land(
+    team_id: uuid.UUID,
+    data: bytes,
+    bucket_id: str = "ny-construction-plumbers",
+    filename: str = "leads.csv",
+) -> Upload:
+    return land_upload(
+        lake_for(team_id), [data], filename=filename, bucket=load_catalog().get(bucket_id)
+    ).upload
+
+
+def land_file(
+    team_id: uuid.UUID, path: Path, bucket_id: str = "ny-construction-plumbers"
+) -> Upload:
+    return land(team_id, path.read_bytes(), bucket_id, path.name)
+
+
+def run_sensor_and_jobs(
+    instance: dg.DagsterInstance, only: set[uuid.UUID] | None = None
+) -> list[dg.ExecuteInProcessResult]:
+    """Evaluate the real upload sensor, then execute the runs it asks for in-process."""
+    result = upload_sensor(dg.build_sensor_context(instance=instance, definitions=defs))
+    assert isinstance(result, dg.SensorResult)
+    for request in result.dynamic_partitions_requests or []:
+        assert isinstance(request, dg.AddDynamicPartitionsRequest)
+        instance.add_dynamic_partitions(teams_partitions.name, list(request.partition_keys))
+    job = defs.resolve_job_def("ingest_job")
+    runs = []
+    for request in result.run_requests or []:
+        if only is not None and uuid.UUID(request.run_key or "") not in only:
+            continue
+        runs.append(
+            job.execute_in_process(
+                instance=instance,
+                partition_key=request.partition_key,
+                run_config=request.run_config,
+                tags=request.tags,
+            )
+        )
+    return runs
+
+
+def ingest(instance: dg.DagsterInstance, *uploads: Upload) -> list[Upload]:
+    runs = run_sensor_and_jobs(instance, {u.id for u in uploads})
+    assert len(runs) == len(uploads)
+    assert all(r.success for r in runs)
+    return [get_upload(u.team_id, u.id) for u in uploads]

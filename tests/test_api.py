@@ -1,0 +1,222 @@
+"""The /v1 API over real HTTP on loopback: auth, tenant isolation, uploads, leads."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from sqlalchemy import func, select, text
+
+from outreach_core.db.engine import tenant_session
+from outreach_core.db.tables import Upload
+from outreach_core.settings import get_settings
+from outreach_core.teams import create_api_key, revoke_api_key
+from tests.conftest import csv_bytes
+
+CSV = csv_bytes([{"Company": "Acme", "Phone": "2125550100", "Email": "a@example.com"}])
+
+
+def post_upload(client: httpx.Client, data: bytes = CSV, **fields: str) -> httpx.Response:
+    fields = {"bucket_id": "ny-construction-plumbers", **fields}
+    headers = {}
+    if "idempotency_key" in fields:
+        headers["Idempotency-Key"] = fields.pop("idempotency_key")
+    return client.post(
+        "/v1/uploads",
+        files={"file": ("leads.csv", data, "text/csv")},
+        data=fields,
+        headers=headers,
+    )
+
+
+def uploads_count(team_id: uuid.UUID) -> int:
+    with tenant_session(team_id) as s:
+        return s.scalar(select(func.count()).select_from(Upload)) or 0
+
+
+def test_upload_is_accepted_and_readable(client, team) -> None:
+    response = post_upload(client, description="first list")
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["status"] == "received" and body["bucket_id"] == "ny-construction-plumbers"
+    got = client.get(f"/v1/uploads/{body['upload_id']}")
+    assert got.status_code == 200 and got.json()["description"] == "first list"
+
+
+def test_upload_by_sic_code_picks_the_bucket(client) -> None:
+    response = client.post(
+        "/v1/uploads", files={"file": ("l.csv", CSV, "text/csv")}, data={"sic_code": "1711"}
+    )
+    assert response.status_code == 202, response.text
+    assert "plumbers" in response.json()["bucket_id"] or "hvac" in response.json()["bucket_id"]
+
+
+def test_unknown_bucket_is_404_with_suggestions(client, team) -> None:
+    response = post_upload(client, bucket_id="ny-construction-plumber")
+    assert response.status_code == 404
+    assert "ny-construction-plumbers" in response.json()["suggestions"]
+    assert uploads_count(team.team_id) == 0
+
+
+@pytest.mark.parametrize("auth", [None, "Bearer nope", "Bearer ok_notarealkey", "Basic abc"])
+def test_requests_without_a_valid_key_are_401(api_server, auth) -> None:
+    headers = {"Authorization": auth} if auth else {}
+    for method, path in [
+        ("GET", "/v1/leads"),
+        ("GET", f"/v1/uploads/{uuid.uuid4()}"),
+        ("POST", "/v1/uploads"),
+    ]:
+        response = httpx.request(method, api_server.base_url + path, headers=headers)
+        assert response.status_code == 401, (method, path)
+
+
+def test_revoked_key_is_401(api_server, team) -> None:
+    key = create_api_key(team.team_id, "temp")
+    headers = {"Authorization": f"Bearer {key}"}
+    assert httpx.get(f"{api_server.base_url}/v1/leads", headers=headers).status_code == 200
+    assert revoke_api_key(team.team_id, key)
+    assert httpx.get(f"{api_server.base_url}/v1/leads", headers=headers).status_code == 401
+
+
+def test_other_teams_upload_is_404_like_a_missing_one(api_server, client, other_team) -> None:
+    theirs = post_upload(client).json()["upload_id"]
+    other = {"Authorization": f"Bearer {other_team.api_key}"}
+    for suffix in ("", "/rejections", "/rejected.csv"):
+        foreign = httpx.get(f"{api_server.base_url}/v1/uploads/{theirs}{suffix}", headers=other)
+        missing = httpx.get(
+            f"{api_server.base_url}/v1/uploads/{uuid.uuid4()}{suffix}", headers=other
+        )
+        assert foreign.status_code == missing.status_code == 404
+        assert foreign.json() == missing.json()
+
+
+def test_idempotency_key_makes_one_import(client, team) -> None:
+    first = post_upload(client, idempotency_key="batch-42")
+    second = post_upload(client, idempotency_key="batch-42")
+    assert first.status_code == second.status_code == 202
+    assert first.json()["upload_id"] == second.json()["upload_id"]
+    assert second.headers.get("Idempotent-Replayed") == "true"
+    assert uploads_count(team.team_id) == 1
+
+
+def test_over_limit_upload_is_413_and_stores_nothing(client, team, monkeypatch) -> None:
+    monkeypatch.setattr(get_settings(), "max_upload_bytes", 10_000)
+    response = post_upload(client, data=b"Phone\n" + b"2125550100\n" * 5_000)
+    assert response.status_code == 413
+    assert "limit" in response.json()["detail"]
+    assert uploads_count(team.team_id) == 0
+
+
+def test_ten_thousand_form_fields_is_4xx(client, team) -> None:
+    fields = [(f"f{i}", "x") for i in range(10_000)]
+    response = client.post(
+        "/v1/uploads", files=[("file", ("l.csv", CSV, "text/csv"))], data=dict(fields)
+    )
+    assert 400 <= response.status_code < 500
+    assert uploads_count(team.team_id) == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status"),
+    [
+        ({"content": b"Phone\n1\n", "headers": {"Content-Type": "text/csv"}}, 415),
+        ({"data": {"bucket_id": "ny-construction-plumbers"}}, 415),
+        (
+            {
+                "content": b"--x\r\ngarbage",
+                "headers": {"Content-Type": "multipart/form-data; boundary=x"},
+            },
+            400,
+        ),
+    ],
+)
+def test_malformed_upload_requests_are_4xx(client, kwargs, status) -> None:
+    response = client.post("/v1/uploads", **kwargs)
+    assert response.status_code in (status, 422), response.text
+    assert "detail" in response.json()
+
+
+def test_upload_without_file_or_bucket_is_422(client) -> None:
+    no_file = client.post(
+        "/v1/uploads", files={"other": ("x", b"y")}, data={"bucket_id": "ny-construction-plumbers"}
+    )
+    assert no_file.status_code == 422
+    no_bucket = client.post("/v1/uploads", files={"file": ("l.csv", CSV, "text/csv")})
+    assert no_bucket.status_code == 422
+
+
+def _insert_leads(team_id: uuid.UUID, rows: list[dict]) -> None:
+    with tenant_session(team_id) as s:
+        for r in rows:
+            s.execute(
+                text(
+                    "INSERT INTO leads (team_id, phone, email, city, state, bucket_id) "
+                    "VALUES (:t, :phone, :email, :city, :state, :bucket)"
+                ),
+                {"t": team_id, **r},
+            )
+
+
+def test_leads_filters_and_keyset_pagination(client, team, other_team) -> None:
+    rows = [
+        {
+            "phone": f"+1212555{i:04d}",
+            "email": None if i % 2 else f"l{i}@x.com",
+            "city": "Brooklyn" if i < 5 else "Albany",
+            "state": "NY",
+            "bucket": "ny-construction-plumbers",
+        }
+        for i in range(12)
+    ]
+    _insert_leads(team.team_id, rows)
+    _insert_leads(
+        other_team.team_id,
+        [
+            {
+                "phone": "+12125550000",
+                "email": None,
+                "city": "Brooklyn",
+                "state": "NY",
+                "bucket": "ny-construction-plumbers",
+            }
+        ],
+    )
+    seen: list[int] = []
+    after = None
+    while True:
+        params = {"limit": 5, **({"after": after} if after is not None else {})}
+        page = client.get("/v1/leads", params=params).json()
+        seen += [item["id"] for item in page["items"]]
+        after = page["next_after"]
+        if after is None:
+            break
+    assert len(seen) == 12 and seen == sorted(seen)
+    brooklyn = client.get("/v1/leads", params={"city": "brooklyn", "has_email": True}).json()
+    # Three of ours; the other team's Brooklyn lead with the same phone is not listed.
+    assert sorted(i["phone"] for i in brooklyn["items"]) == [
+        "+12125550000",
+        "+12125550002",
+        "+12125550004",
+    ]
+    assert client.get("/v1/leads", params={"state": "TX"}).json()["items"] == []
+    assert client.get("/v1/leads", params={"limit": 0}).status_code == 422
+
+
+def test_datalake_listing_is_scoped_to_the_team(api_server, client, team, other_team) -> None:
+    post_upload(client)
+    mine = client.get("/v1/datalake/files").json()["keys"]
+    assert mine and all(k.startswith("business/ny/") for k in mine)
+    other = {"Authorization": f"Bearer {other_team.api_key}"}
+    theirs = httpx.get(f"{api_server.base_url}/v1/datalake/files", headers=other).json()["keys"]
+    assert not set(theirs) & set(mine)
+    for prefix in (
+        "../",
+        f"../team_{other_team.team_id}",
+        "/etc",
+        "business/../../x",
+        "business\u2024\u2024/x",
+        "business/\uff0e\uff0e/x",
+    ):
+        response = client.get("/v1/datalake/files", params={"prefix": prefix})
+        assert response.status_code == 400, prefix

@@ -1,0 +1,173 @@
+"""CSV uploads become leads through real Dagster runs on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import dagster as dg
+import pytest
+from sqlalchemy import func, select
+
+from outreach_core.catalog import load_catalog
+from outreach_core.db.engine import tenant_session
+from outreach_core.db.tables import BucketIndex, Lead, UploadRejection
+from outreach_core.uploads.processing import get_upload
+from tests.conftest import csv_bytes
+from tests.helpers import ingest, lake_for, land, run_sensor_and_jobs
+
+
+@pytest.fixture
+def instance():  # type: ignore[no-untyped-def]
+    with dg.DagsterInstance.ephemeral() as inst:
+        yield inst
+
+
+def row(phone: str = "", email: str = "", company: str = "Acme Plumbing", **extra: str) -> dict:
+    return {
+        "Company Name": company,
+        "Phone": phone,
+        "Email": email,
+        "City": extra.get("city", ""),
+        "State": extra.get("state", "NY"),
+        "Zip": extra.get("zip", ""),
+        "Title": extra.get("title", ""),
+    }
+
+
+def leads_of(team_id: uuid.UUID) -> list[Lead]:
+    with tenant_session(team_id) as s:
+        return list(s.scalars(select(Lead).where(Lead.team_id == team_id).order_by(Lead.id)))
+
+
+def test_upload_becomes_leads_with_counts_index_and_checks(instance, team) -> None:
+    data = csv_bytes(
+        [
+            row("(212) 555-0101", "A@Example.com ", city="Brooklyn", zip="11201-1234"),
+            row("212.555.0102", "", city="Buffalo", state="New York"),
+            row("+1 212 555 0101", "", title="Owner"),  # duplicate phone inside the file
+            row("123", "", company="Bad Phone Co"),  # invalid phone, no email
+            row("", "only@example.com", city="Albany"),
+        ]
+    )
+    upload = land(team.team_id, data)
+    runs = run_sensor_and_jobs(instance, {upload.id})
+    assert len(runs) == 1 and runs[0].success
+    checks = runs[0].get_asset_check_evaluations()
+    assert len(checks) == 3 and all(c.passed for c in checks)
+
+    done = get_upload(team.team_id, upload.id)
+    assert done.status == "completed"
+    assert (done.total_rows, done.accepted_rows, done.rejected_rows) == (5, 4, 1)
+    assert done.inserted_leads == 3 and done.merged_rows == 1
+    leads = leads_of(team.team_id)
+    assert sorted(lead.phone or "" for lead in leads) == ["", "+12125550101", "+12125550102"]
+    first = next(lead for lead in leads if lead.phone == "+12125550101")
+    assert first.email == "a@example.com" and first.zip == "11201" and first.title == "Owner"
+    assert all(lead.bucket_id == "ny-construction-plumbers" for lead in leads)
+    assert next(lead for lead in leads if lead.phone == "+12125550102").state == "NY"
+
+    with tenant_session(team.team_id) as s:
+        rejections = list(s.scalars(select(UploadRejection)))
+        index = s.scalar(select(BucketIndex))
+    assert [r.row_number for r in rejections] == [4]
+    assert "phone" in rejections[0].reason
+    assert index is not None and index.index["totals"]["leads"] == 3
+    assert index.index["totals"]["needs_skip_trace"] == 1
+    bucket = load_catalog().get("ny-construction-plumbers")
+    lake = lake_for(team.team_id)
+    stored = json.loads(lake.get_bytes(lake.index_key(bucket)))
+    assert stored["byCity"]["Brooklyn, NY"] == 1 and stored["bySic"] == {}
+    assert lake.exists(lake.processed_key(bucket, upload.id))
+    assert lake.exists(lake.rejected_key(bucket, upload.id))
+
+
+def test_second_upload_merges_and_never_blanks_a_field(instance, team) -> None:
+    first = land(team.team_id, csv_bytes([row("2125550111", "", title="Owner", city="Troy")]))
+    ingest(instance, first)
+    second = land(
+        team.team_id,
+        csv_bytes(
+            [
+                row("212-555-0111", "new@example.com", title="", city="Albany"),
+            ]
+        ),
+    )
+    [done] = ingest(instance, second)
+    assert (done.inserted_leads, done.merged_rows) == (0, 1)
+    [lead] = leads_of(team.team_id)
+    # Filled the empty email; kept the existing title and city.
+    assert (lead.email, lead.title, lead.city) == ("new@example.com", "Owner", "Troy")
+    assert lead.source_upload_id == first.id and lead.last_upload_id == second.id
+
+
+def test_same_file_twice_gives_the_same_leads(instance, team) -> None:
+    data = csv_bytes([row(f"21255502{i:02d}", f"p{i}@example.com") for i in range(40)])
+    ingest(instance, land(team.team_id, data))
+    before = [(lead.id, lead.phone, lead.email) for lead in leads_of(team.team_id)]
+    [again] = ingest(instance, land(team.team_id, data))
+    assert again.inserted_leads == 0 and again.merged_rows == 40
+    assert [(lead.id, lead.phone, lead.email) for lead in leads_of(team.team_id)] == before
+
+
+def test_same_phone_in_two_teams_is_two_leads(instance, team, other_team) -> None:
+    data = csv_bytes([row("2125550199", "shared@example.com")])
+    ingest(instance, land(team.team_id, data), land(other_team.team_id, data))
+    assert len(leads_of(team.team_id)) == 1
+    assert len(leads_of(other_team.team_id)) == 1
+
+
+def test_one_valid_row_among_ten_thousand_invalid(instance, team) -> None:
+    rows = [row("555", "nope") for _ in range(10_000)]
+    rows.insert(5_000, row("2125550123", ""))
+    [done] = ingest(instance, land(team.team_id, csv_bytes(rows)))
+    assert (done.status, done.accepted_rows, done.rejected_rows) == ("completed", 1, 10_000)
+    with tenant_session(team.team_id) as s:
+        assert s.scalar(select(func.count()).select_from(UploadRejection)) == 10_000
+    assert [lead.phone for lead in leads_of(team.team_id)] == ["+12125550123"]
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "empty"),
+        (b"Company Name,Phone,Email\n", "no data rows"),
+        (bytes(range(256)) * 64, "binary"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(2000), "binary"),
+        (b"foo,bar\n1,2\n", "no usable column"),
+    ],
+)
+def test_unusable_files_fail_with_a_clear_reason(instance, team, content, reason) -> None:
+    [done] = ingest(instance, land(team.team_id, content))
+    assert done.status == "failed"
+    assert reason in (done.error or "").lower()
+    assert leads_of(team.team_id) == []
+
+
+def test_bucket_of_another_state_keeps_rows_own_state(instance, team) -> None:
+    upload = land(
+        team.team_id,
+        csv_bytes([row("3055550100", "", state="FL", city="Miami")]),
+        bucket_id="nj-construction-plumbers",
+    )
+    assert upload.storage_key.startswith(f"team_{team.team_id}/datalake/business/nj/")
+    ingest(instance, upload)
+    [lead] = leads_of(team.team_id)
+    assert (lead.bucket_id, lead.state) == ("nj-construction-plumbers", "FL")
+
+
+def test_sensor_asks_once_per_upload_and_adds_the_team_partition(instance, team) -> None:
+    upload = land(team.team_id, csv_bytes([row("2125550177", "")]))
+    context = dg.build_sensor_context(instance=instance)
+    from outreach_assets.sensors import upload_sensor
+
+    first = upload_sensor(context)
+    second = upload_sensor(context)
+    mine = [r for r in first.run_requests if r.run_key == str(upload.id)]
+    assert len(mine) == 1
+    assert mine[0].partition_key == f"construction|{team.team_id}"
+    assert [r.run_key for r in second.run_requests if r.run_key == str(upload.id)] == [
+        str(upload.id)
+    ]
+    added = {k for req in first.dynamic_partitions_requests for k in req.partition_keys}
+    assert str(team.team_id) in added
