@@ -1,0 +1,169 @@
+"""Ingestion benchmark: a messy synthetic CSV (default 1,000,000 rows, ~20% duplicate
+contacts, mixed phone formats, some invalid rows) from landed file to committed leads,
+through the same core stages the Dagster assets run; then the same file again (every row a
+duplicate); then the Dagster overhead on top of the stages.
+
+    .venv/bin/python bench/ingest.py [--rows N] [--skip-dagster]
+
+Uses OUTREACH_DATABASE_URL, else the embedded PostgreSQL under OUTREACH_HOME. The last line
+printed is one JSON object with the figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+OUT = ROOT / "bench" / "out"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def synth(rows: int) -> Path:
+    path = OUT / f"leads-{rows}.csv"
+    if not path.exists():
+        OUT.mkdir(parents=True, exist_ok=True)
+        # A child process, so generating the file does not count in our peak RSS.
+        code = (
+            "import sys; from pathlib import Path; "
+            "from outreach_core.sandbox.synthetic import write_csv; "
+            f"write_csv(Path({str(path)!r}), {rows})"
+        )
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    return path
+
+
+def run_stages(lake, upload) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    from outreach_core.catalog import load_catalog
+    from outreach_core.uploads import processing
+
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    validated = processing.validate_upload(lake, upload)
+    timings["validate_s"] = time.perf_counter() - t
+    assert validated is not None
+    t = time.perf_counter()
+    processing.process_upload(lake, upload)
+    timings["process_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    processing.build_bucket_index(lake, load_catalog().get(upload.bucket_id))
+    timings["index_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    loaded = processing.load_leads(lake, upload)
+    timings["leads_s"] = time.perf_counter() - t
+    timings["inserted"] = loaded.inserted
+    timings["merged"] = loaded.merged
+    timings["rejected"] = validated.rejected
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--skip-dagster", action="store_true")
+    args = parser.parse_args()
+    csv_path = synth(args.rows)
+
+    from outreach_core.catalog import load_catalog
+    from outreach_core.datalake import TeamLake, store_from_url
+    from outreach_core.db.migrate import migrate
+    from outreach_core.settings import get_settings
+    from outreach_core.teams import create_team
+    from outreach_core.uploads.landing import land_upload
+
+    migrate()
+    team = create_team(f"bench-{uuid.uuid4().hex[:6]}")
+    lake = TeamLake(store_from_url(get_settings().resolved_datalake_url), team.team_id)
+    bucket = load_catalog().get("ny-construction-plumbers")
+
+    def land():  # type: ignore[no-untyped-def]
+        with csv_path.open("rb") as handle:
+            chunks = iter(lambda: handle.read(1 << 20), b"")
+            return land_upload(lake, chunks, filename=csv_path.name, bucket=bucket).upload
+
+    t = time.perf_counter()
+    upload = land()
+    land_s = time.perf_counter() - t
+    t = time.perf_counter()
+    first = run_stages(lake, upload)
+    first_s = time.perf_counter() - t
+    print(
+        f"new rows:  {args.rows:,} rows in {first_s:.1f} s "
+        f"({args.rows / first_s:,.0f} rows/s); land {land_s:.1f} s; "
+        + ", ".join(f"{k} {v:.2f}" if k.endswith("_s") else f"{k} {v:,}" for k, v in first.items())
+    )
+    for stage in ("validate_s", "process_s", "index_s", "leads_s"):
+        print(f"  {stage[:-2]:<9} {args.rows / first[stage]:>12,.0f} rows/s")
+
+    again = land()
+    t = time.perf_counter()
+    second = run_stages(lake, again)
+    second_s = time.perf_counter() - t
+    print(
+        f"duplicates: {args.rows:,} rows in {second_s:.1f} s "
+        f"({args.rows / second_s:,.0f} rows/s); "
+        + ", ".join(f"{k} {v:.2f}" if k.endswith("_s") else f"{k} {v:,}" for k, v in second.items())
+    )
+
+    dagster_overhead_s = None
+    if not args.skip_dagster:
+        dagster_overhead_s = dagster_overhead(lake, land, team.team_id)
+        print(f"dagster overhead on top of the stages: {dagster_overhead_s:.2f} s per run")
+
+    figures = {
+        "bench": "ingest",
+        "rows": args.rows,
+        "end_to_end_s": round(first_s, 2),
+        "end_to_end_rows_per_s": round(args.rows / first_s),
+        "duplicates_end_to_end_s": round(second_s, 2),
+        "duplicates_rows_per_s": round(args.rows / second_s),
+        "land_s": round(land_s, 2),
+        **{f"new_{k}": round(v, 2) for k, v in first.items()},
+        "dagster_overhead_s": None if dagster_overhead_s is None else round(dagster_overhead_s, 2),
+        "peak_rss_mb": round(peak_rss_mb()),
+    }
+    print(json.dumps(figures))
+
+
+def dagster_overhead(lake, land, team_id: uuid.UUID) -> float:  # type: ignore[no-untyped-def]
+    """A small upload through a real in-process run, minus the same stages called directly."""
+    import dagster as dg
+
+    from outreach_assets.definitions import defs
+    from outreach_assets.partitions import partition_key, teams_partitions
+    from outreach_core.catalog import load_catalog
+    from outreach_core.sandbox.synthetic import generate
+    from outreach_core.uploads.landing import land_upload
+
+    bucket = load_catalog().get("ny-construction-plumbers")
+    small = generate(1_000, seed=99).write_csv().encode()
+    direct = land_upload(lake, [small], filename="small.csv", bucket=bucket).upload
+    t = time.perf_counter()
+    run_stages(lake, direct)
+    direct_s = time.perf_counter() - t
+    via = land_upload(lake, [small], filename="small.csv", bucket=bucket).upload
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(teams_partitions.name, [str(team_id)])
+        t = time.perf_counter()
+        result = defs.resolve_job_def("ingest_job").execute_in_process(
+            instance=instance,
+            partition_key=partition_key(team_id, "construction"),
+            run_config={"ops": {"validated_records": {"config": {"upload_ids": [str(via.id)]}}}},
+        )
+        dagster_s = time.perf_counter() - t
+    assert result.success
+    return dagster_s - direct_s
+
+
+if __name__ == "__main__":
+    main()
