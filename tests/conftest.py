@@ -5,6 +5,7 @@ connecting as its non-owner role so RLS is really in force."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -53,6 +54,7 @@ def database() -> Iterator[URL]:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{_DATABASE.database}" WITH (FORCE)'))
     admin.dispose()
+    shutil.rmtree(_SESSION_HOME, ignore_errors=True)
 
 
 @pytest.fixture
