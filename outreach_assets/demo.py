@@ -13,7 +13,6 @@ from pathlib import Path
 
 import dagster as dg
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy import func, select
 
 from outreach_assets.definitions import defs
@@ -80,14 +79,16 @@ def run_demo(console: Console) -> None:
     for request in result.dynamic_partitions_requests or []:
         if isinstance(request, dg.AddDynamicPartitionsRequest):
             instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
-    ours = [r for r in result.run_requests or [] if uuid.UUID(r.run_key or "") in upload_ids]
+    # Every waiting upload of the demo team, including any an interrupted demo left behind.
+    ours = [r for r in result.run_requests or [] if r.tags.get("outreach/team_id") == str(team_id)]
     console.print(f"upload sensor requested {len(ours)} runs")
     job = defs.resolve_job_def("ingest_job")
     for request in ours:
         run = job.execute_in_process(
             instance=instance,
             partition_key=request.partition_key,
-            run_config=request.run_config,
+            run_config={**request.run_config, "loggers": {"console": {"config": {
+                "log_level": "WARNING"}}}},
             tags=request.tags,
             raise_on_error=False,
         )
@@ -103,56 +104,27 @@ def _report(console: Console, team_id: uuid.UUID, upload_ids: list[uuid.UUID]) -
         uploads = list(session.scalars(select(Upload).where(Upload.id.in_(upload_ids))))
         indexes = list(session.scalars(select(BucketIndex).order_by(BucketIndex.bucket_id)))
         lead_count = session.scalar(select(func.count()).select_from(Lead))
-    table = Table(title="Uploads")
-    for col in (
-        "file",
-        "bucket",
-        "status",
-        "rows",
-        "accepted",
-        "rejected",
-        "merged",
-        "new leads",
-        "top rejection reasons",
-    ):
-        table.add_column(col)
+    console.rule("Uploads")
     for up in sorted(uploads, key=lambda u: u.filename):
-        reasons = ", ".join(f"{k} ({v})" for k, v in (up.top_rejection_reasons or {}).items())
-        table.add_row(
-            up.filename,
-            up.bucket_id,
-            up.status if not up.error else f"{up.status}: {up.error}",
-            *(
-                str(v if v is not None else "-")
-                for v in (
-                    up.total_rows,
-                    up.accepted_rows,
-                    up.rejected_rows,
-                    up.merged_rows,
-                    up.inserted_leads,
-                )
-            ),
-            reasons or "-",
+        console.print(f"[bold]{up.filename}[/bold] -> {up.bucket_id}: {up.status}"
+                      + (f" ({up.error})" if up.error else ""))
+        if up.total_rows is None:
+            continue
+        console.print(
+            f"  rows {up.total_rows}, accepted {up.accepted_rows}, rejected {up.rejected_rows}, "
+            f"duplicates merged {up.merged_rows}, new leads {up.inserted_leads}"
         )
-    console.print(table)
-    index_table = Table(title="Bucket index")
-    for col in (
-        "bucket",
-        "leads",
-        "with phone",
-        "with email",
-        "needs skip trace",
-        "states",
-        "cities",
-    ):
-        index_table.add_column(col)
+        if up.top_rejection_reasons:
+            reasons = ", ".join(f"{k} ({v})" for k, v in up.top_rejection_reasons.items())
+            console.print(f"  top rejection reasons: {reasons}")
+    console.rule("Bucket index")
     for idx in indexes:
         totals = idx.index["totals"]
-        index_table.add_row(
-            idx.bucket_id,
-            *(str(totals[k]) for k in ("leads", "with_phone", "with_email", "needs_skip_trace")),
-            ", ".join(f"{k} {v}" for k, v in idx.index["byState"].items()),
-            str(len(idx.index["byCity"])),
+        console.print(
+            f"[bold]{idx.bucket_id}[/bold]: {totals['leads']} leads, {totals['with_phone']} with "
+            f"phone, {totals['with_email']} with email, {totals['needs_skip_trace']} need skip "
+            f"trace; {len(idx.index['byCity'])} cities, {len(idx.index['byCounty'])} counties"
         )
-    console.print(index_table)
-    console.print(f"the demo team now has {lead_count} leads")
+        states = ", ".join(f"{k} {v}" for k, v in idx.index["byState"].items())
+        console.print(f"  by state: {states}")
+    console.print(f"the demo team has {lead_count} leads")

@@ -1,7 +1,6 @@
 """Ingestion assets, partitioned team x sector. Each asset calls one core stage per upload
 and reports the counts as materialisation metadata."""
 
-from __future__ import annotations
 
 import uuid
 from collections import Counter
@@ -40,7 +39,7 @@ def validated_records(
     failures: dict[str, str] = {}
     for upload in uploads:
         context.log.info(f"validating upload {upload.id} ({upload.filename}, {upload.bucket_id})")
-        result = processing.validate_upload(lake, upload, context.run_id, context.log.info)
+        result = processing.validate_upload(lake, upload, context.run.run_id, context.log.info)
         if result is None:
             failures[str(upload.id)] = processing.get_upload(team_id, upload.id).error or "failed"
             continue

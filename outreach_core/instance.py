@@ -18,8 +18,9 @@ def write_dagster_yaml(settings: Settings | None = None) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     url = dagster_storage_url(settings)
     ensure_database(url)
-    # dagster-postgres speaks psycopg2; the password stays in the environment, not the file.
-    storage_url = url.set(drivername="postgresql", password=None).render_as_string()
+    # dagster-postgres speaks psycopg2 (SQLAlchemy 2.1 would pick psycopg 3 for a bare
+    # postgresql:// URL). The password stays in the environment, not in this file.
+    storage_url = url.set(drivername="postgresql+psycopg2", password=None).render_as_string()
     config = {
         "storage": {"postgres": {"postgres_url": storage_url}},
         "run_coordinator": {

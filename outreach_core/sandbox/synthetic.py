@@ -101,16 +101,26 @@ def _phone_formats(area: np.ndarray, exch: np.ndarray, line: np.ndarray, pick: n
 
 
 def generate(
-    rows: int, seed: int = 7, duplicate_share: float = 0.2, invalid_share: float = 0.03
+    rows: int,
+    seed: int = 7,
+    duplicate_share: float = 0.2,
+    invalid_share: float = 0.03,
+    first_contact: int = 0,
 ) -> pl.DataFrame:
+    """`first_contact` shifts the contact ids, so files made with distant values share no
+    contact."""
     rng = np.random.default_rng(seed)
     unique = max(1, int(rows * (1 - duplicate_share)))
     # Each row is a contact id; ~duplicate_share of rows repeat an earlier contact.
-    contact = np.concatenate([np.arange(unique), rng.integers(0, unique, rows - unique)])
+    contact = first_contact + np.concatenate(
+        [np.arange(unique), rng.integers(0, unique, rows - unique)]
+    )
     rng.shuffle(contact)
+    # (area, exchange) fix the contact modulo 560,000 and the line number the rest, so
+    # distinct contacts never share a phone number.
     area = 201 + (contact * 7919) % 700
     exch = 200 + (contact // 700) % 800
-    line = (contact * 31) % 10000
+    line = ((contact // 560_000) * 3331 + (contact % 560_000) * 31) % 10000
     phone = _phone_formats(area, exch, line, rng.integers(0, 6, rows))
     first = np.array(FIRST)[contact % len(FIRST)]
     last = np.array(LAST)[(contact // len(FIRST)) % len(LAST)]

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import polars as pl
 import pyarrow as pa
@@ -104,26 +105,40 @@ def _bucket(upload: Upload) -> Bucket:
 def _store_rejections(team_id: uuid.UUID, upload_id: uuid.UUID, rejected: pl.DataFrame) -> None:
     if rejected.height == 0:
         return
-    frame = rejected.select(
-        pl.lit(str(team_id)).alias("team_id"),
-        pl.lit(str(upload_id)).alias("upload_id"),
-        "row_number",
-        "reason",
-        "raw",
-    )
     buffer = io.BytesIO()
-    frame.write_csv(buffer, include_header=False, null_value="")
+    rejected.select("row_number", "reason", "raw").write_csv(
+        buffer, include_header=False, null_value=""
+    )
     with tenant_session(team_id) as session:
+        # COPY cannot write into a table under RLS: stage in a temporary table, then INSERT.
+        session.execute(
+            text(
+                "CREATE TEMP TABLE rejection_staging (row_number bigint, reason text, raw text) "
+                "ON COMMIT DROP"
+            )
+        )
         raw = session.connection().connection.driver_connection
         assert raw is not None
         with (
             raw.cursor() as cur,
-            cur.copy(
-                "COPY upload_rejections (team_id, upload_id, row_number, reason, raw) "
-                "FROM STDIN (FORMAT csv)"
-            ) as copy,
+            cur.copy("COPY rejection_staging FROM STDIN (FORMAT csv)") as copy,
         ):
             copy.write(buffer.getvalue())
+        session.execute(
+            text(
+                "INSERT INTO upload_rejections (team_id, upload_id, row_number, reason, raw) "
+                "SELECT :team, :upload, row_number, reason, raw FROM rejection_staging"
+            ),
+            {"team": team_id, "upload": upload_id},
+        )
+
+
+def _append_rejected(frame: pl.DataFrame, out: IO[bytes], header: bool) -> None:
+    buffer = io.BytesIO()
+    write_csv_safely(frame.select("row_number", "reason", "raw"), buffer)
+    data = buffer.getvalue()
+    # One header for the whole file; ours (row_number,reason,raw) holds no newline.
+    out.write(data if header else data.split(b"\n", 1)[1])
 
 
 def validate_upload(
@@ -165,7 +180,7 @@ def validate_upload(
                         writer = pq.ParquetWriter(validated_path, table.schema)
                     writer.write_table(table)
                     if chunk.rejected.height:
-                        write_csv_safely(chunk.rejected, rejected_out, include_header=rejected == 0)
+                        _append_rejected(chunk.rejected, rejected_out, header=rejected == 0)
                         _store_rejections(team_id, upload_id, chunk.rejected)
                         reasons.update(
                             reason_category(r) for r in chunk.rejected["reason"].to_list()
@@ -316,7 +331,7 @@ def load_leads(lake: TeamLake, upload: Upload, progress: Progress = _quiet) -> L
         for frame in _batches(path):
             with tenant_session(upload.team_id) as session:
                 counts: UpsertCounts = upsert_leads(
-                    session, upload.team_id, upload.id, frame.select(STAGING_COLUMNS), source
+                    session, upload.team_id, upload.id, frame.select("row_number", *STAGING_COLUMNS), source
                 )
             inserted += counts.inserted
             merged += counts.merged

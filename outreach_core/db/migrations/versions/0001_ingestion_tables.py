@@ -116,8 +116,8 @@ def upgrade() -> None:
         sa.Column("first_name", sa.Text(), nullable=True),
         sa.Column("last_name", sa.Text(), nullable=True),
         sa.Column("contact_name", sa.Text(), nullable=True),
-        sa.Column("email", sa.Text(), nullable=True),
-        sa.Column("phone", sa.String(length=20), nullable=True),
+        sa.Column("email", sa.Text(collation="C"), nullable=True),
+        sa.Column("phone", sa.String(length=20, collation="C"), nullable=True),
         sa.Column("company_name", sa.Text(), nullable=True),
         sa.Column("title", sa.Text(), nullable=True),
         sa.Column("linkedin_url", sa.Text(), nullable=True),
@@ -164,9 +164,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("team_id", "id", name=op.f("pk_leads")),
     )
     op.create_index("ix_leads_team_bucket", "leads", ["team_id", "bucket_id", "id"], unique=False)
-    op.create_index(
-        "ix_leads_team_state_city", "leads", ["team_id", "state", "city", "id"], unique=False
-    )
     op.create_index(
         "uq_leads_team_email",
         "leads",
@@ -245,7 +242,6 @@ def downgrade() -> None:
     op.drop_index(
         "uq_leads_team_email", table_name="leads", postgresql_where=sa.text("email IS NOT NULL")
     )
-    op.drop_index("ix_leads_team_state_city", table_name="leads")
     op.drop_index("ix_leads_team_bucket", table_name="leads")
     op.drop_table("leads")
     op.drop_index("ix_uploads_status", table_name="uploads")
