@@ -87,8 +87,10 @@ def run_demo(console: Console) -> None:
         run = job.execute_in_process(
             instance=instance,
             partition_key=request.partition_key,
-            run_config={**request.run_config, "loggers": {"console": {"config": {
-                "log_level": "WARNING"}}}},
+            run_config={
+                **request.run_config,
+                "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+            },
             tags=request.tags,
             raise_on_error=False,
         )
@@ -106,8 +108,10 @@ def _report(console: Console, team_id: uuid.UUID, upload_ids: list[uuid.UUID]) -
         lead_count = session.scalar(select(func.count()).select_from(Lead))
     console.rule("Uploads")
     for up in sorted(uploads, key=lambda u: u.filename):
-        console.print(f"[bold]{up.filename}[/bold] -> {up.bucket_id}: {up.status}"
-                      + (f" ({up.error})" if up.error else ""))
+        console.print(
+            f"[bold]{up.filename}[/bold] -> {up.bucket_id}: {up.status}"
+            + (f" ({up.error})" if up.error else "")
+        )
         if up.total_rows is None:
             continue
         console.print(

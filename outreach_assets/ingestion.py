@@ -1,7 +1,6 @@
 """Ingestion assets, partitioned team x sector. Each asset calls one core stage per upload
 and reports the counts as materialisation metadata."""
 
-
 import uuid
 from collections import Counter
 

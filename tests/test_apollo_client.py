@@ -71,14 +71,19 @@ def retry_policy(clock: FakeClock, **overrides: object) -> RetryPolicy:
     return RetryPolicy(sleep=clock.sleep, jitter=lambda: 0.5, **overrides)  # type: ignore[arg-type]
 
 
-def pick_inputs(sandbox: SandboxApollo, *, matched: int, unmatched: int,
-                reveal: bool = False) -> tuple[list[MatchInput], list[MatchInput]]:
+def pick_inputs(
+    sandbox: SandboxApollo, *, matched: int, unmatched: int, reveal: bool = False
+) -> tuple[list[MatchInput], list[MatchInput]]:
     """Inputs the sandbox will (not) match, found through its deterministic lookup."""
     hits: list[MatchInput] = []
     misses: list[MatchInput] = []
     for i in range(10_000):
-        inp = MatchInput(first_name="Dana", last_name=f"Tester{i}",
-                         organization_name="Acme Plumbing", reveal_phone_number=reveal)
+        inp = MatchInput(
+            first_name="Dana",
+            last_name=f"Tester{i}",
+            organization_name="Acme Plumbing",
+            reveal_phone_number=reveal,
+        )
         found = sandbox.lookup(inp.details(), reveal_phone_number=reveal) is not None
         bucket, want = (hits, matched) if found else (misses, unmatched)
         if len(bucket) < want:
@@ -117,8 +122,9 @@ def test_match_no_match_is_free(sandbox: SandboxApollo, client: ApolloClient) ->
     assert sandbox.requests.paid_matches == 0 and sandbox.requests.total == 1
 
 
-def test_bulk_round_trip_maps_back_to_input_index(sandbox: SandboxApollo,
-                                                  client: ApolloClient) -> None:
+def test_bulk_round_trip_maps_back_to_input_index(
+    sandbox: SandboxApollo, client: ApolloClient
+) -> None:
     hits, misses = pick_inputs(sandbox, matched=6, unmatched=3)
     people = [*hits[:3], misses[0], *hits[3:], *misses[1:]]
 
@@ -182,8 +188,7 @@ def test_match_eligibility(inp: MatchInput, expected: str | None) -> None:
     assert match_eligibility(inp) == expected
 
 
-def test_insufficient_data_makes_no_request(sandbox: SandboxApollo,
-                                            client: ApolloClient) -> None:
+def test_insufficient_data_makes_no_request(sandbox: SandboxApollo, client: ApolloClient) -> None:
     thin = MatchInput(first_name="Pat", last_name="Lee")
 
     single = client.match(thin)
@@ -214,13 +219,18 @@ def test_bulk_rejects_more_than_ten(sandbox: SandboxApollo, client: ApolloClient
 
 def test_bulk_rejects_mixed_reveal_flags(client: ApolloClient) -> None:
     with pytest.raises(ValueError, match="reveal_phone_number"):
-        client.bulk_match([MatchInput(email="a@example.com"),
-                           MatchInput(email="b@example.com", reveal_phone_number=True)])
+        client.bulk_match(
+            [
+                MatchInput(email="a@example.com"),
+                MatchInput(email="b@example.com", reveal_phone_number=True),
+            ]
+        )
 
 
 def test_plan_bulk_batches_groups_by_reveal_and_skips_ineligible() -> None:
-    people = [MatchInput(email=f"p{i}@example.com", reveal_phone_number=i % 3 == 0)
-              for i in range(25)]
+    people = [
+        MatchInput(email=f"p{i}@example.com", reveal_phone_number=i % 3 == 0) for i in range(25)
+    ]
     people[4] = MatchInput(first_name="only")
 
     batches = plan_bulk_batches(people)
@@ -235,8 +245,10 @@ def test_plan_bulk_batches_groups_by_reveal_and_skips_ineligible() -> None:
 
 
 def test_429_retry_after_is_honoured(clock: FakeClock) -> None:
-    with SandboxApollo(rate_limit_per_minute=2, clock=clock.time) as server, \
-            ApolloClient(server.base_url, API_KEY, timeout=2, clock=clock.time) as c:
+    with (
+        SandboxApollo(rate_limit_per_minute=2, clock=clock.time) as server,
+        ApolloClient(server.base_url, API_KEY, timeout=2, clock=clock.time) as c,
+    ):
         retry = retry_policy(clock)
         inp = MatchInput(email="owner@joes-diner.com")
         for _ in range(2):
@@ -251,8 +263,9 @@ def test_429_retry_after_is_honoured(clock: FakeClock) -> None:
         assert server.requests.rate_limited == 1 and server.requests.total == 4
 
 
-def test_injected_429_waits_exactly_retry_after(sandbox: SandboxApollo, client: ApolloClient,
-                                                clock: FakeClock) -> None:
+def test_injected_429_waits_exactly_retry_after(
+    sandbox: SandboxApollo, client: ApolloClient, clock: FakeClock
+) -> None:
     sandbox.inject("429:7")
     retry = retry_policy(clock)
 
@@ -261,16 +274,18 @@ def test_injected_429_waits_exactly_retry_after(sandbox: SandboxApollo, client: 
     assert clock.sleeps == [7.0]
 
 
-def test_retry_after_longer_than_allowed_is_raised(sandbox: SandboxApollo, client: ApolloClient,
-                                                   clock: FakeClock) -> None:
+def test_retry_after_longer_than_allowed_is_raised(
+    sandbox: SandboxApollo, client: ApolloClient, clock: FakeClock
+) -> None:
     sandbox.inject("429:900")
     with pytest.raises(RateLimited) as info:
         retry_policy(clock).call(lambda: client.match(MatchInput(email="a@example.com")))
     assert info.value.retry_after == 900.0 and clock.sleeps == []
 
 
-def test_500_then_200_is_retried(sandbox: SandboxApollo, client: ApolloClient,
-                                 clock: FakeClock) -> None:
+def test_500_then_200_is_retried(
+    sandbox: SandboxApollo, client: ApolloClient, clock: FakeClock
+) -> None:
     [inp], _ = pick_inputs(sandbox, matched=1, unmatched=0)
     sandbox.inject("500")
 
@@ -283,8 +298,10 @@ def test_500_then_200_is_retried(sandbox: SandboxApollo, client: ApolloClient,
 
 @pytest.mark.parametrize("fault", ["timeout", "reset", "html", "503"])
 def test_transient_fault_is_retried_then_given_up(fault: str, clock: FakeClock) -> None:
-    with SandboxApollo(timeout_fault_seconds=2.0) as server, \
-            ApolloClient(server.base_url, API_KEY, timeout=0.2) as c:
+    with (
+        SandboxApollo(timeout_fault_seconds=2.0) as server,
+        ApolloClient(server.base_url, API_KEY, timeout=0.2) as c,
+    ):
         server.inject(fault, fault, fault)
 
         with pytest.raises(TransientError):
@@ -305,14 +322,17 @@ def test_mixed_transient_faults_then_success(sandbox: SandboxApollo, clock: Fake
 
 def test_timeout_marks_outcome_unknown(sandbox: SandboxApollo) -> None:
     sandbox.inject("timeout:1")
-    with ApolloClient(sandbox.base_url, API_KEY, timeout=0.2) as c, \
-            pytest.raises(TransientError) as info:
+    with (
+        ApolloClient(sandbox.base_url, API_KEY, timeout=0.2) as c,
+        pytest.raises(TransientError) as info,
+    ):
         c.match(MatchInput(email="a@example.com"))
     assert info.value.outcome_unknown is True
 
 
-def test_redirect_is_never_followed(sandbox: SandboxApollo, client: ApolloClient,
-                                    clock: FakeClock) -> None:
+def test_redirect_is_never_followed(
+    sandbox: SandboxApollo, client: ApolloClient, clock: FakeClock
+) -> None:
     with SandboxApollo() as elsewhere:
         sandbox.redirect_to = elsewhere.base_url
         sandbox.inject("redirect")
@@ -326,16 +346,19 @@ def test_redirect_is_never_followed(sandbox: SandboxApollo, client: ApolloClient
 
 
 def test_4xx_is_permanent_and_not_retried(clock: FakeClock) -> None:
-    with SandboxApollo(api_keys={"some-other-key"}) as server, \
-            ApolloClient(server.base_url, API_KEY, timeout=2) as c:
+    with (
+        SandboxApollo(api_keys={"some-other-key"}) as server,
+        ApolloClient(server.base_url, API_KEY, timeout=2) as c,
+    ):
         with pytest.raises(PermanentError) as info:
             retry_policy(clock).call(lambda: c.match(MatchInput(email="a@example.com")))
         assert info.value.status_code == 401
         assert server.requests.total == 1 and clock.sleeps == []
 
 
-def test_bulk_with_malformed_element_quarantines_only_that_one(sandbox: SandboxApollo,
-                                                               client: ApolloClient) -> None:
+def test_bulk_with_malformed_element_quarantines_only_that_one(
+    sandbox: SandboxApollo, client: ApolloClient
+) -> None:
     hits, misses = pick_inputs(sandbox, matched=8, unmatched=2)
     people = [*hits[:3], misses[0], *hits[3:7], misses[1], hits[7]]
     sandbox.inject("malformed:5")  # index 5 is a person the sandbox matched
@@ -353,8 +376,9 @@ def test_bulk_with_malformed_element_quarantines_only_that_one(sandbox: SandboxA
     assert sandbox.requests.credits_charged == 8 and sandbox.requests.paid_matches == 8
 
 
-def test_malformed_single_match_is_quarantined(sandbox: SandboxApollo,
-                                               client: ApolloClient) -> None:
+def test_malformed_single_match_is_quarantined(
+    sandbox: SandboxApollo, client: ApolloClient
+) -> None:
     sandbox.inject("malformed")
     result = client.match(MatchInput(email="a@example.com"))
     assert result.status is MatchStatus.QUARANTINED and result.credits_consumed == 1
@@ -365,9 +389,12 @@ def test_misaligned_bulk_response_is_a_malformed_response() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"matches": [None], "credits_consumed": 3})
 
-    with ApolloClient("https://api.apollo.io", API_KEY, timeout=2,
-                      transport=httpx.MockTransport(handler)) as c, \
-            pytest.raises(MalformedResponse) as info:
+    with (
+        ApolloClient(
+            "https://api.apollo.io", API_KEY, timeout=2, transport=httpx.MockTransport(handler)
+        ) as c,
+        pytest.raises(MalformedResponse) as info,
+    ):
         c.bulk_match([MatchInput(email="a@example.com"), MatchInput(email="b@example.com")])
     assert info.value.credits_consumed == 3
 
@@ -402,20 +429,30 @@ def leaks(text: str) -> bool:
     return API_KEY in text or API_KEY[-8:] in text
 
 
-@pytest.mark.parametrize("fault", ["500", "timeout:1", "reset", "html", "redirect", "429:999",
-                                   "unauthorized"])
-def test_api_key_absent_from_errors_reprs_and_logs(fault: str, clock: FakeClock,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    "fault", ["500", "timeout:1", "reset", "html", "redirect", "429:999", "unauthorized"]
+)
+def test_api_key_absent_from_errors_reprs_and_logs(
+    fault: str, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     keys = {"a-different-key"} if fault == "unauthorized" else None
-    with SandboxApollo(api_keys=keys, timeout_fault_seconds=2) as server, \
-            ApolloClient(server.base_url, API_KEY, timeout=0.2) as c:
+    with (
+        SandboxApollo(api_keys=keys, timeout_fault_seconds=2) as server,
+        ApolloClient(server.base_url, API_KEY, timeout=0.2) as c,
+    ):
         if fault != "unauthorized":
             server.inject(*[fault] * 3)
         with pytest.raises(ProviderError) as info:
             retry_policy(clock).call(lambda: c.match(MatchInput(email="a@example.com")))
-        rendered = [str(info.value), repr(info.value), repr(vars(info.value)),
-                    "".join(traceback.format_exception(info.value)), repr(c), str(c)]
+        rendered = [
+            str(info.value),
+            repr(info.value),
+            repr(vars(info.value)),
+            "".join(traceback.format_exception(info.value)),
+            repr(c),
+            str(c),
+        ]
     assert info.value.__cause__ is None  # no httpx exception (holding the request) chained
     for text in rendered:
         assert not leaks(text), text
@@ -449,9 +486,9 @@ def test_client_configuration_is_checked(kwargs: dict[str, object], message: str
 # ------------------------------------------------------------- circuit breaker
 
 
-def test_circuit_breaker_opens_fails_fast_and_recovers(sandbox: SandboxApollo,
-                                                       client: ApolloClient,
-                                                       clock: FakeClock) -> None:
+def test_circuit_breaker_opens_fails_fast_and_recovers(
+    sandbox: SandboxApollo, client: ApolloClient, clock: FakeClock
+) -> None:
     breaker = CircuitBreaker(failure_threshold=3, cooldown=30, clock=clock.time)
     inp = MatchInput(email="a@example.com")
     sandbox.inject("503", "503", "503")
@@ -472,8 +509,9 @@ def test_circuit_breaker_opens_fails_fast_and_recovers(sandbox: SandboxApollo,
     assert breaker.state is BreakerState.CLOSED and breaker.consecutive_failures == 0
 
 
-def test_failed_half_open_probe_reopens(sandbox: SandboxApollo, client: ApolloClient,
-                                        clock: FakeClock) -> None:
+def test_failed_half_open_probe_reopens(
+    sandbox: SandboxApollo, client: ApolloClient, clock: FakeClock
+) -> None:
     breaker = CircuitBreaker(failure_threshold=1, cooldown=10, clock=clock.time)
     inp = MatchInput(email="a@example.com")
     sandbox.inject("500", "500")
@@ -490,8 +528,9 @@ def test_failed_half_open_probe_reopens(sandbox: SandboxApollo, client: ApolloCl
     assert sandbox.requests.total == 2
 
 
-def test_4xx_and_429_do_not_trip_the_breaker(sandbox: SandboxApollo, client: ApolloClient,
-                                             clock: FakeClock) -> None:
+def test_4xx_and_429_do_not_trip_the_breaker(
+    sandbox: SandboxApollo, client: ApolloClient, clock: FakeClock
+) -> None:
     breaker = CircuitBreaker(failure_threshold=2, cooldown=30, clock=clock.time)
     sandbox.inject("500", "422", "500", "429")
     for expected in (TransientError, PermanentError, TransientError, RateLimited):
@@ -500,21 +539,24 @@ def test_4xx_and_429_do_not_trip_the_breaker(sandbox: SandboxApollo, client: Apo
     assert breaker.state is BreakerState.CLOSED
 
 
-def test_open_circuit_stops_retries(sandbox: SandboxApollo, client: ApolloClient,
-                                    clock: FakeClock) -> None:
+def test_open_circuit_stops_retries(
+    sandbox: SandboxApollo, client: ApolloClient, clock: FakeClock
+) -> None:
     breaker = CircuitBreaker(failure_threshold=2, cooldown=30, clock=clock.time)
     sandbox.inject("503", "503", "503")
 
     with pytest.raises(TransientError):
-        retry_policy(clock).call(lambda: client.match(MatchInput(email="a@example.com")),
-                                 breaker=breaker)
+        retry_policy(clock).call(
+            lambda: client.match(MatchInput(email="a@example.com")), breaker=breaker
+        )
 
     # The second failure opened the breaker: no third attempt, no sleep before it.
     assert breaker.state is BreakerState.OPEN
     assert sandbox.requests.total == 2 and len(clock.sleeps) == 1
     with pytest.raises(CircuitOpen):
-        retry_policy(clock).call(lambda: client.match(MatchInput(email="a@example.com")),
-                                 breaker=breaker)
+        retry_policy(clock).call(
+            lambda: client.match(MatchInput(email="a@example.com")), breaker=breaker
+        )
     assert sandbox.requests.total == 2
 
 
@@ -530,16 +572,22 @@ def test_gate_sees_every_attempt_and_the_quota(clock: FakeClock) -> None:
         def before_request(self, endpoint: str, people: int) -> None:
             self.before.append((endpoint, people))
 
-        def after_response(self, endpoint: str, status_code: int, quota: QuotaInfo,
-                           retry_after: float | None) -> None:
+        def after_response(
+            self, endpoint: str, status_code: int, quota: QuotaInfo, retry_after: float | None
+        ) -> None:
             self.after.append((status_code, quota, retry_after))
 
     gate = Gate()
-    with SandboxApollo(rate_limit_per_minute=1, clock=clock.time) as server, \
-            ApolloClient(server.base_url, API_KEY, timeout=2, gate=gate, clock=clock.time) as c:
+    with (
+        SandboxApollo(rate_limit_per_minute=1, clock=clock.time) as server,
+        ApolloClient(server.base_url, API_KEY, timeout=2, gate=gate, clock=clock.time) as c,
+    ):
         retry = retry_policy(clock)
-        retry.call(lambda: c.bulk_match([MatchInput(email="a@example.com"),
-                                         MatchInput(email="b@example.com")]))
+        retry.call(
+            lambda: c.bulk_match(
+                [MatchInput(email="a@example.com"), MatchInput(email="b@example.com")]
+            )
+        )
         retry.call(lambda: c.match(MatchInput(email="a@example.com")))
 
     assert gate.before == [(BULK_MATCH_PATH, 2), (MATCH_PATH, 1), (MATCH_PATH, 1)]

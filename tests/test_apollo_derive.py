@@ -44,8 +44,9 @@ TODAY = date(2026, 3, 15)
         (3e9, "enterprise", False),
     ],
 )
-def test_revenue_tier_and_main_street(revenue: float | None, tier: str | None,
-                                      main_street: bool) -> None:
+def test_revenue_tier_and_main_street(
+    revenue: float | None, tier: str | None, main_street: bool
+) -> None:
     assert revenue_tier(revenue) == tier
     assert is_main_street(revenue) is main_street
 
@@ -104,8 +105,15 @@ def test_is_owner_or_c_level(seniority: str | None, title: str | None, expected:
         ({"is_main_street": True}, 65),
         ({"is_established": True}, 50),  # a derived field, not a bonus
         ({"is_owner_or_c_level": True, "has_verified_email": True, "has_linkedin": True}, 90),
-        ({"is_owner_or_c_level": True, "has_verified_email": True, "has_linkedin": True,
-          "is_main_street": True}, 100),  # 105 before the cap
+        (
+            {
+                "is_owner_or_c_level": True,
+                "has_verified_email": True,
+                "has_linkedin": True,
+                "is_main_street": True,
+            },
+            100,
+        ),  # 105 before the cap
         ({"is_owner_or_c_level": False, "has_linkedin": True}, 60),
     ],
 )
@@ -116,8 +124,12 @@ def test_score(flags: dict[str, bool], expected: int) -> None:
 def test_bonus_values_come_from_the_data_file() -> None:
     table = load_scoring_table()
     assert (table.base, table.cap) == (50, 100)
-    assert dict(table.bonuses) == {"is_owner_or_c_level": 20, "has_verified_email": 10,
-                                   "has_linkedin": 10, "is_main_street": 15}
+    assert dict(table.bonuses) == {
+        "is_owner_or_c_level": 20,
+        "has_verified_email": 10,
+        "has_linkedin": 10,
+        "is_main_street": 15,
+    }
 
 
 def test_custom_table_file(tmp_path: Path) -> None:
@@ -143,8 +155,12 @@ def test_bad_scoring_table_is_refused(data: dict[str, Any]) -> None:
 
 def person(**overrides: Any) -> ApolloPerson:
     base: dict[str, Any] = {
-        "id": "p1", "title": "Office Manager", "seniority": "manager",
-        "email": "sam@shop.com", "email_status": "guessed", "linkedin_url": None,
+        "id": "p1",
+        "title": "Office Manager",
+        "seniority": "manager",
+        "email": "sam@shop.com",
+        "email_status": "guessed",
+        "linkedin_url": None,
         "organization": {"annual_revenue": 20_000_000, "founded_year": 2024},
     }
     return ApolloPerson.model_validate({**base, **overrides})
@@ -153,19 +169,39 @@ def person(**overrides: Any) -> ApolloPerson:
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({}, {"score": 50, "revenue_tier": "established", "years_in_business": 2,
-              "is_established": False}),
-        ({"seniority": "owner", "email_status": "verified",
-          "linkedin_url": "http://www.linkedin.com/in/sam",
-          "organization": {"annual_revenue": 1_200_000, "founded_year": 2001}},
-         {"score": 100, "revenue_tier": "main_street", "years_in_business": 25,
-          "has_verified_email": True, "has_linkedin": True, "is_owner_or_c_level": True,
-          "is_main_street": True, "is_established": True}),
+        (
+            {},
+            {
+                "score": 50,
+                "revenue_tier": "established",
+                "years_in_business": 2,
+                "is_established": False,
+            },
+        ),
+        (
+            {
+                "seniority": "owner",
+                "email_status": "verified",
+                "linkedin_url": "http://www.linkedin.com/in/sam",
+                "organization": {"annual_revenue": 1_200_000, "founded_year": 2001},
+            },
+            {
+                "score": 100,
+                "revenue_tier": "main_street",
+                "years_in_business": 25,
+                "has_verified_email": True,
+                "has_linkedin": True,
+                "is_owner_or_c_level": True,
+                "is_main_street": True,
+                "is_established": True,
+            },
+        ),
         ({"email": None, "email_status": "verified"}, {"has_verified_email": False}),
         ({"linkedin_url": "  "}, {"has_linkedin": False, "score": 50}),
-        ({"title": "President", "organization": None},
-         {"score": 70, "revenue_tier": None, "years_in_business": None,
-          "is_main_street": False}),
+        (
+            {"title": "President", "organization": None},
+            {"score": 70, "revenue_tier": None, "years_in_business": None, "is_main_street": False},
+        ),
     ],
 )
 def test_derive(overrides: dict[str, Any], expected: dict[str, Any]) -> None:
@@ -174,8 +210,9 @@ def test_derive(overrides: dict[str, Any], expected: dict[str, Any]) -> None:
 
 
 def test_derive_accepts_every_sandbox_person() -> None:
-    details = [{"first_name": "Sam", "last_name": f"P{i}", "domain": f"s{i}.com"}
-               for i in range(300)]
+    details = [
+        {"first_name": "Sam", "last_name": f"P{i}", "domain": f"s{i}.com"} for i in range(300)
+    ]
     scores = set()
     for d in details:
         raw = lookup_person(d)

@@ -164,9 +164,12 @@ def plan_bulk_batches(people: Sequence[MatchInput], size: int = MAX_BULK) -> lis
         raise ValueError(f"size must be between 1 and {MAX_BULK}")
     batches: list[list[int]] = []
     for reveal in (False, True):
-        picked = [i for i, p in enumerate(people)
-                  if p.reveal_phone_number is reveal and match_eligibility(p) is None]
-        batches.extend(picked[i:i + size] for i in range(0, len(picked), size))
+        picked = [
+            i
+            for i, p in enumerate(people)
+            if p.reveal_phone_number is reveal and match_eligibility(p) is None
+        ]
+        batches.extend(picked[i : i + size] for i in range(0, len(picked), size))
     return batches
 
 
@@ -175,9 +178,9 @@ def plan_bulk_batches(people: Sequence[MatchInput], size: int = MAX_BULK) -> lis
 
 class MatchStatus(StrEnum):
     MATCHED = "matched"
-    NO_MATCH = "no_match"          # Apollo answered null: cache it, do not ask again soon
-    QUARANTINED = "quarantined"    # Apollo answered something we cannot parse
-    SKIPPED = "skipped"            # not sent (see ``reason``), nothing billed
+    NO_MATCH = "no_match"  # Apollo answered null: cache it, do not ask again soon
+    QUARANTINED = "quarantined"  # Apollo answered something we cannot parse
+    SKIPPED = "skipped"  # not sent (see ``reason``), nothing billed
 
 
 @dataclass(frozen=True)
@@ -247,16 +250,18 @@ class RequestGate(Protocol):
 
     def before_request(self, endpoint: str, people: int) -> None: ...
 
-    def after_response(self, endpoint: str, status_code: int, quota: QuotaInfo,
-                       retry_after: float | None) -> None: ...
+    def after_response(
+        self, endpoint: str, status_code: int, quota: QuotaInfo, retry_after: float | None
+    ) -> None: ...
 
 
 class _OpenGate:
     def before_request(self, endpoint: str, people: int) -> None:
         return None
 
-    def after_response(self, endpoint: str, status_code: int, quota: QuotaInfo,
-                       retry_after: float | None) -> None:
+    def after_response(
+        self, endpoint: str, status_code: int, quota: QuotaInfo, retry_after: float | None
+    ) -> None:
         return None
 
 
@@ -298,8 +303,9 @@ def _credits(body: dict[str, Any]) -> int | None:
 def _validation_reason(exc: ValidationError) -> str:
     # Built from locations and messages only: pydantic's own str() echoes input values,
     # which may be personal data.
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
-             for e in exc.errors()[:5]]
+    parts = [
+        f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5]
+    ]
     return ("malformed_match: " + "; ".join(parts))[:_MAX_REASON]
 
 
@@ -307,13 +313,18 @@ def _parse_person(index: int, raw: Any) -> MatchResult:
     if raw is None:
         return MatchResult(index=index, status=MatchStatus.NO_MATCH)
     if not isinstance(raw, dict):
-        return MatchResult(index=index, status=MatchStatus.QUARANTINED, raw=raw,
-                           reason=f"malformed_match: expected object, got {type(raw).__name__}")
+        return MatchResult(
+            index=index,
+            status=MatchStatus.QUARANTINED,
+            raw=raw,
+            reason=f"malformed_match: expected object, got {type(raw).__name__}",
+        )
     try:
         person = ApolloPerson.model_validate(raw)
     except ValidationError as exc:
-        return MatchResult(index=index, status=MatchStatus.QUARANTINED, raw=raw,
-                           reason=_validation_reason(exc))
+        return MatchResult(
+            index=index, status=MatchStatus.QUARANTINED, raw=raw, reason=_validation_reason(exc)
+        )
     return MatchResult(index=index, status=MatchStatus.MATCHED, person=person, raw=raw)
 
 
@@ -347,8 +358,10 @@ class ApolloClient:
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise ValueError("base_url must be an absolute http(s) URL")
         if parts.scheme == "http" and parts.hostname not in _LOOPBACK and not allow_insecure_http:
-            raise ValueError("plain http would expose the API key; use https "
-                             "(or allow_insecure_http=True for a private sandbox)")
+            raise ValueError(
+                "plain http would expose the API key; use https "
+                "(or allow_insecure_http=True for a private sandbox)"
+            )
         if isinstance(timeout, httpx.Timeout):
             if None in (timeout.connect, timeout.read, timeout.write, timeout.pool):
                 raise ValueError("every timeout phase must be set")
@@ -383,8 +396,12 @@ class ApolloClient:
     def __enter__(self) -> ApolloClient:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     # -- public API ---------------------------------------------------------------
@@ -393,15 +410,22 @@ class ApolloClient:
         """Enrich one person. Ineligible input returns SKIPPED without a request."""
         reason = match_eligibility(person)
         if reason is not None:
-            return MatchResult(index=0, status=MatchStatus.SKIPPED, reason=reason,
-                               credits_consumed=0)
+            return MatchResult(
+                index=0, status=MatchStatus.SKIPPED, reason=reason, credits_consumed=0
+            )
         payload: dict[str, Any] = person.details()
         if person.reveal_phone_number:
             payload["reveal_phone_number"] = True
         body = self._post(MATCH_PATH, payload, people=1)
         parsed = _parse_person(0, body.get("person"))
-        return MatchResult(index=0, status=parsed.status, person=parsed.person, raw=parsed.raw,
-                           reason=parsed.reason, credits_consumed=_credits(body))
+        return MatchResult(
+            index=0,
+            status=parsed.status,
+            person=parsed.person,
+            raw=parsed.raw,
+            reason=parsed.reason,
+            credits_consumed=_credits(body),
+        )
 
     def bulk_match(self, people: Sequence[MatchInput]) -> BulkResult:
         """Enrich up to 10 people in one request; results map back to input indices.
@@ -412,8 +436,10 @@ class ApolloClient:
         if len(people) > MAX_BULK:
             raise ValueError(f"bulk_match accepts at most {MAX_BULK} people, got {len(people)}")
         if len({p.reveal_phone_number for p in people}) > 1:
-            raise ValueError("reveal_phone_number differs within one bulk call; "
-                             "split the batch (see plan_bulk_batches)")
+            raise ValueError(
+                "reveal_phone_number differs within one bulk call; "
+                "split the batch (see plan_bulk_batches)"
+            )
         results: list[MatchResult | None] = [None] * len(people)
         sent: list[int] = []
         for i, p in enumerate(people):
@@ -423,8 +449,9 @@ class ApolloClient:
             else:
                 results[i] = MatchResult(index=i, status=MatchStatus.SKIPPED, reason=reason)
         if not sent:
-            return BulkResult(results=tuple(r for r in results if r is not None),
-                              credits_consumed=0, requested=0)
+            return BulkResult(
+                results=tuple(r for r in results if r is not None), credits_consumed=0, requested=0
+            )
 
         payload: dict[str, Any] = {"details": [people[i].details() for i in sent]}
         if people[sent[0]].reveal_phone_number:
@@ -437,7 +464,10 @@ class ApolloClient:
             got = len(matches) if isinstance(matches, list) else type(matches).__name__
             raise MalformedResponse(
                 f"{BULK_MATCH_PATH}: expected {len(sent)} matches, got {got}",
-                status_code=200, endpoint=BULK_MATCH_PATH, credits_consumed=credits)
+                status_code=200,
+                endpoint=BULK_MATCH_PATH,
+                credits_consumed=credits,
+            )
         for i, raw in zip(sent, matches, strict=True):
             results[i] = _parse_person(i, raw)
         final = tuple(r for r in results if r is not None)
@@ -453,53 +483,77 @@ class ApolloClient:
         started = time.monotonic()
         try:
             response = self._http.post(
-                endpoint, json=payload,
-                headers={"X-Api-Key": self._api_key.get_secret_value()})
+                endpoint, json=payload, headers={"X-Api-Key": self._api_key.get_secret_value()}
+            )
         # Every handler raises `from None`: the httpx exception's .request holds the key.
         except httpx.TimeoutException as exc:
             sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
-            raise TransientError(f"{endpoint}: {type(exc).__name__}", endpoint=endpoint,
-                                 outcome_unknown=sent) from None
+            raise TransientError(
+                f"{endpoint}: {type(exc).__name__}", endpoint=endpoint, outcome_unknown=sent
+            ) from None
         except httpx.UnsupportedProtocol:
-            raise PermanentError(f"{endpoint}: unsupported protocol in base_url",
-                                 endpoint=endpoint) from None
+            raise PermanentError(
+                f"{endpoint}: unsupported protocol in base_url", endpoint=endpoint
+            ) from None
         except httpx.ConnectError as exc:
-            raise TransientError(f"{endpoint}: {type(exc).__name__}", endpoint=endpoint,
-                                 outcome_unknown=False) from None
+            raise TransientError(
+                f"{endpoint}: {type(exc).__name__}", endpoint=endpoint, outcome_unknown=False
+            ) from None
         except httpx.TransportError as exc:
             # Reset or protocol error mid-exchange: the provider may have done the work.
-            raise TransientError(f"{endpoint}: {type(exc).__name__}", endpoint=endpoint,
-                                 outcome_unknown=True) from None
-        logger.debug("apollo %s -> %d in %.3fs", endpoint, response.status_code,
-                     time.monotonic() - started)
+            raise TransientError(
+                f"{endpoint}: {type(exc).__name__}", endpoint=endpoint, outcome_unknown=True
+            ) from None
+        logger.debug(
+            "apollo %s -> %d in %.3fs", endpoint, response.status_code, time.monotonic() - started
+        )
         return self._classify(endpoint, response)
 
     def _classify(self, endpoint: str, response: httpx.Response) -> dict[str, Any]:
         status = response.status_code
-        quota = QuotaInfo(_int_header(response.headers, "x-rate-limit-minute"),
-                          _int_header(response.headers, "x-minute-requests-left"))
+        quota = QuotaInfo(
+            _int_header(response.headers, "x-rate-limit-minute"),
+            _int_header(response.headers, "x-minute-requests-left"),
+        )
         retry_after = None
         if status == 429:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"),
-                                            now=self._clock(), default=self._default_retry_after)
+            retry_after = parse_retry_after(
+                response.headers.get("Retry-After"),
+                now=self._clock(),
+                default=self._default_retry_after,
+            )
         self._gate.after_response(endpoint, status, quota, retry_after)
 
         if retry_after is not None:
-            raise RateLimited(f"{endpoint}: HTTP 429, retry after {retry_after:g}s",
-                              retry_after=retry_after, endpoint=endpoint)
+            raise RateLimited(
+                f"{endpoint}: HTTP 429, retry after {retry_after:g}s",
+                retry_after=retry_after,
+                endpoint=endpoint,
+            )
         if 300 <= status < 400:
             target = urlsplit(response.headers.get("Location", "")).hostname or "unknown host"
-            raise PermanentError(f"{endpoint}: HTTP {status} redirect to {target} not followed",
-                                 status_code=status, endpoint=endpoint)
+            raise PermanentError(
+                f"{endpoint}: HTTP {status} redirect to {target} not followed",
+                status_code=status,
+                endpoint=endpoint,
+            )
         if status >= 500 or status == 408:
-            raise TransientError(f"{endpoint}: HTTP {status}", status_code=status,
-                                 endpoint=endpoint, outcome_unknown=status in (502, 504))
+            raise TransientError(
+                f"{endpoint}: HTTP {status}",
+                status_code=status,
+                endpoint=endpoint,
+                outcome_unknown=status in (502, 504),
+            )
         if status >= 400:
-            raise PermanentError(f"{endpoint}: HTTP {status}{self._error_detail(response)}",
-                                 status_code=status, endpoint=endpoint)
+            raise PermanentError(
+                f"{endpoint}: HTTP {status}{self._error_detail(response)}",
+                status_code=status,
+                endpoint=endpoint,
+            )
         if not 200 <= status < 300:
-            raise TransientError(f"{endpoint}: unexpected HTTP {status}", status_code=status,
-                                 endpoint=endpoint)
+            raise TransientError(
+                f"{endpoint}: unexpected HTTP {status}", status_code=status, endpoint=endpoint
+            )
 
         content_type = response.headers.get("Content-Type", "")
         body: Any = None
@@ -511,8 +565,11 @@ class ApolloClient:
         if not isinstance(body, dict):
             # Proxies and maintenance pages answer 200 with HTML; the next try may be fine.
             kind = content_type.split(";")[0].strip() or "no content type"
-            raise TransientError(f"{endpoint}: HTTP {status} with non-JSON body ({kind})",
-                                 status_code=status, endpoint=endpoint)
+            raise TransientError(
+                f"{endpoint}: HTTP {status} with non-JSON body ({kind})",
+                status_code=status,
+                endpoint=endpoint,
+            )
         return body
 
     def _error_detail(self, response: httpx.Response) -> str:

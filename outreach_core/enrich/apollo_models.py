@@ -58,10 +58,14 @@ class ApolloPerson(_Wire):
     email: str | None = None
     email_status: str | None = None
     phone_numbers: Annotated[list[ApolloPhoneNumber], BeforeValidator(_none_as_empty)] = Field(
-        default_factory=list)
+        default_factory=list
+    )
     organization: ApolloOrganization | None = None
 
     @property
     def mobile_numbers(self) -> list[str]:
-        return [p.sanitized_number or p.raw_number or "" for p in self.phone_numbers
-                if p.type == "mobile" and (p.sanitized_number or p.raw_number)]
+        return [
+            p.sanitized_number or p.raw_number or ""
+            for p in self.phone_numbers
+            if p.type == "mobile" and (p.sanitized_number or p.raw_number)
+        ]

@@ -39,8 +39,12 @@ __all__ = [
 ]
 
 # Upper bounds (exclusive) of each revenue tier in USD; above the last is "enterprise".
-_REVENUE_TIERS: Final = ((500_000, "startup"), (2_500_000, "main_street"),
-                         (10_000_000, "growth"), (50_000_000, "established"))
+_REVENUE_TIERS: Final = (
+    (500_000, "startup"),
+    (2_500_000, "main_street"),
+    (10_000_000, "growth"),
+    (50_000_000, "established"),
+)
 MAIN_STREET_MIN: Final = 500_000
 MAIN_STREET_MAX: Final = 10_000_000  # exclusive
 ESTABLISHED_YEARS: Final = 5
@@ -115,8 +119,7 @@ class DerivedFields:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-_FLAG_NAMES: Final = frozenset(f.name for f in fields(DerivedFields)
-                               if f.type in ("bool", bool))
+_FLAG_NAMES: Final = frozenset(f.name for f in fields(DerivedFields) if f.type in ("bool", bool))
 
 
 @dataclass(frozen=True)
@@ -156,8 +159,7 @@ def score(flags: Mapping[str, bool], table: ScoringTable | None = None) -> int:
     return min(table.cap, total)
 
 
-def derive(person: ApolloPerson, today: date, table: ScoringTable | None = None
-           ) -> DerivedFields:
+def derive(person: ApolloPerson, today: date, table: ScoringTable | None = None) -> DerivedFields:
     org = person.organization
     revenue = org.annual_revenue if org is not None else None
     years = years_in_business(org.founded_year if org is not None else None, today)
@@ -168,5 +170,9 @@ def derive(person: ApolloPerson, today: date, table: ScoringTable | None = None
         "is_main_street": is_main_street(revenue),
         "is_established": is_established(years),
     }
-    return DerivedFields(revenue_tier=revenue_tier(revenue), years_in_business=years,
-                         score=score(flags, table), **flags)
+    return DerivedFields(
+        revenue_tier=revenue_tier(revenue),
+        years_in_business=years,
+        score=score(flags, table),
+        **flags,
+    )

@@ -20,23 +20,32 @@ __all__ = [
 class ProviderError(Exception):
     """Base class for every failure talking to an external provider."""
 
-    def __init__(self, message: str, *, status_code: int | None = None,
-                 endpoint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, status_code: int | None = None, endpoint: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status_code = status_code
         self.endpoint = endpoint
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}({self.message!r}, status_code={self.status_code!r}, "
-                f"endpoint={self.endpoint!r})")
+        return (
+            f"{type(self).__name__}({self.message!r}, status_code={self.status_code!r}, "
+            f"endpoint={self.endpoint!r})"
+        )
 
 
 class RateLimited(ProviderError):
     """HTTP 429: the provider is healthy but we must wait ``retry_after`` seconds."""
 
-    def __init__(self, message: str, *, retry_after: float, status_code: int | None = 429,
-                 endpoint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float,
+        status_code: int | None = 429,
+        endpoint: str | None = None,
+    ) -> None:
         super().__init__(message, status_code=status_code, endpoint=endpoint)
         self.retry_after = retry_after
 
@@ -52,8 +61,14 @@ class TransientError(ProviderError):
     attempts as "possibly charged" rather than free.
     """
 
-    def __init__(self, message: str, *, status_code: int | None = None,
-                 endpoint: str | None = None, outcome_unknown: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        endpoint: str | None = None,
+        outcome_unknown: bool = False,
+    ) -> None:
         super().__init__(message, status_code=status_code, endpoint=endpoint)
         self.outcome_unknown = outcome_unknown
 
@@ -68,8 +83,14 @@ class MalformedResponse(PermanentError):
     ``credits_consumed`` is what the body claimed, if it said anything.
     """
 
-    def __init__(self, message: str, *, status_code: int | None = None,
-                 endpoint: str | None = None, credits_consumed: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        endpoint: str | None = None,
+        credits_consumed: int | None = None,
+    ) -> None:
         super().__init__(message, status_code=status_code, endpoint=endpoint)
         self.credits_consumed = credits_consumed
 

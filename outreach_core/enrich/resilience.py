@@ -94,8 +94,12 @@ class RetryPolicy:
                     raise
                 delay = self.backoff(failures)
                 error = exc
-            logger.warning("provider call failed (%s), retrying in %.2fs (attempt %d)",
-                           type(error).__name__, delay, attempt)
+            logger.warning(
+                "provider call failed (%s), retrying in %.2fs (attempt %d)",
+                type(error).__name__,
+                delay,
+                attempt,
+            )
             if self.on_retry is not None:
                 self.on_retry(RetryEvent(attempt=attempt, error=error, delay=delay))
             self.sleep(delay)
@@ -153,8 +157,9 @@ class CircuitBreaker:
                 self._state = BreakerState.HALF_OPEN
             if self._state is BreakerState.HALF_OPEN:
                 if self._trial_running:
-                    raise CircuitOpen(f"{self.name} circuit half-open, probe in flight",
-                                      retry_after=self.cooldown)
+                    raise CircuitOpen(
+                        f"{self.name} circuit half-open, probe in flight", retry_after=self.cooldown
+                    )
                 self._trial_running = True
                 return True
             return False
@@ -189,8 +194,9 @@ class CircuitBreaker:
             self._failures += 1
             if trial or self._failures >= self.failure_threshold:
                 if self._state is not BreakerState.OPEN:
-                    logger.warning("%s circuit opened after %d consecutive failures",
-                                   self.name, self._failures)
+                    logger.warning(
+                        "%s circuit opened after %d consecutive failures", self.name, self._failures
+                    )
                 self._state = BreakerState.OPEN
                 self._opened_at = self.clock()
 

@@ -154,9 +154,7 @@ def dedup_frame(frame: pl.DataFrame) -> pl.DataFrame:
     """First row per phone, then per email; later duplicates only fill the gaps of the
     first (a duplicate's non-empty field never replaces one already set)."""
     phone_groups = _first_per(frame.filter(pl.col("phone").is_not_null()), "phone")
-    merged = pl.concat([phone_groups, frame.filter(pl.col("phone").is_null())]).sort(
-        "row_number"
-    )
+    merged = pl.concat([phone_groups, frame.filter(pl.col("phone").is_null())]).sort("row_number")
     email_groups = _first_per(merged.filter(pl.col("email").is_not_null()), "email")
     return pl.concat([email_groups, merged.filter(pl.col("email").is_null())]).sort("row_number")
 

@@ -66,13 +66,39 @@ MAX_BODY_BYTES: Final = 1_000_000
 CREDITS_PER_MATCH: Final = 1
 CREDITS_PER_MOBILE: Final = 8
 
-FAULT_KINDS: Final = ("<3-digit status>", "429[:secs]", "timeout[:secs]", "reset", "html",
-                      "redirect", "malformed[:index]")
+FAULT_KINDS: Final = (
+    "<3-digit status>",
+    "429[:secs]",
+    "timeout[:secs]",
+    "reset",
+    "html",
+    "redirect",
+    "malformed[:index]",
+)
 
-_IDENTIFIER_FIELDS: Final = ("id", "first_name", "last_name", "name", "email", "hashed_email",
-                             "linkedin_url", "organization_name", "domain")
-_FREEMAIL: Final = frozenset({"gmail.com", "yahoo.com", "hotmail.com", "outlook.com",
-                              "aol.com", "icloud.com", "comcast.net", "msn.com"})
+_IDENTIFIER_FIELDS: Final = (
+    "id",
+    "first_name",
+    "last_name",
+    "name",
+    "email",
+    "hashed_email",
+    "linkedin_url",
+    "organization_name",
+    "domain",
+)
+_FREEMAIL: Final = frozenset(
+    {
+        "gmail.com",
+        "yahoo.com",
+        "hotmail.com",
+        "outlook.com",
+        "aol.com",
+        "icloud.com",
+        "comcast.net",
+        "msn.com",
+    }
+)
 
 
 # --------------------------------------------------------------------------- data
@@ -111,16 +137,62 @@ class _Draw:
         return hashlib.sha256(f"{salt}\x00{self._key}".encode()).hexdigest()[:24]
 
 
-_FIRST_NAMES: Final = ("James", "Maria", "Robert", "Linda", "Michael", "Patricia", "David",
-                       "Jennifer", "Carlos", "Aisha", "Wei", "Priya", "Thomas", "Sarah",
-                       "Daniel", "Nancy", "Kevin", "Olga", "Marcus", "Emily")
-_LAST_NAMES: Final = ("Smith", "Garcia", "Johnson", "Nguyen", "Williams", "Patel", "Brown",
-                      "Kim", "Jones", "Lopez", "Miller", "Okafor", "Davis", "Chen", "Wilson",
-                      "Martinez", "Anderson", "Hughes", "Rossi", "Baker")
-_CITIES: Final = (("Austin", "Texas"), ("Denver", "Colorado"), ("Columbus", "Ohio"),
-                  ("Tampa", "Florida"), ("Raleigh", "North Carolina"), ("Boise", "Idaho"),
-                  ("Fresno", "California"), ("Spokane", "Washington"),
-                  ("Omaha", "Nebraska"), ("Albany", "New York"))
+_FIRST_NAMES: Final = (
+    "James",
+    "Maria",
+    "Robert",
+    "Linda",
+    "Michael",
+    "Patricia",
+    "David",
+    "Jennifer",
+    "Carlos",
+    "Aisha",
+    "Wei",
+    "Priya",
+    "Thomas",
+    "Sarah",
+    "Daniel",
+    "Nancy",
+    "Kevin",
+    "Olga",
+    "Marcus",
+    "Emily",
+)
+_LAST_NAMES: Final = (
+    "Smith",
+    "Garcia",
+    "Johnson",
+    "Nguyen",
+    "Williams",
+    "Patel",
+    "Brown",
+    "Kim",
+    "Jones",
+    "Lopez",
+    "Miller",
+    "Okafor",
+    "Davis",
+    "Chen",
+    "Wilson",
+    "Martinez",
+    "Anderson",
+    "Hughes",
+    "Rossi",
+    "Baker",
+)
+_CITIES: Final = (
+    ("Austin", "Texas"),
+    ("Denver", "Colorado"),
+    ("Columbus", "Ohio"),
+    ("Tampa", "Florida"),
+    ("Raleigh", "North Carolina"),
+    ("Boise", "Idaho"),
+    ("Fresno", "California"),
+    ("Spokane", "Washington"),
+    ("Omaha", "Nebraska"),
+    ("Albany", "New York"),
+)
 _INDUSTRIES: Final = (
     ("construction", ("general contracting", "remodeling", "commercial construction")),
     ("restaurants", ("catering", "family dining", "takeout")),
@@ -131,33 +203,64 @@ _INDUSTRIES: Final = (
     ("retail", ("ecommerce", "boutique", "specialty retail")),
     ("legal services", ("estate planning", "family law", "litigation")),
 )
-_TECHNOLOGIES: Final = ("Google Analytics", "WordPress.org", "Mailchimp", "Shopify",
-                        "QuickBooks", "Gmail", "Microsoft Office 365", "Square", "Stripe",
-                        "HubSpot", "Facebook Widget", "Google Tag Manager")
-_SENIORITY: Final = (("owner", 0.2), ("c_suite", 0.2), ("vp", 0.15), ("director", 0.2),
-                     ("manager", 0.25))
+_TECHNOLOGIES: Final = (
+    "Google Analytics",
+    "WordPress.org",
+    "Mailchimp",
+    "Shopify",
+    "QuickBooks",
+    "Gmail",
+    "Microsoft Office 365",
+    "Square",
+    "Stripe",
+    "HubSpot",
+    "Facebook Widget",
+    "Google Tag Manager",
+)
+_SENIORITY: Final = (
+    ("owner", 0.2),
+    ("c_suite", 0.2),
+    ("vp", 0.15),
+    ("director", 0.2),
+    ("manager", 0.25),
+)
 _TITLES: Final[dict[str, tuple[tuple[str, tuple[str, ...]], ...]]] = {
-    "owner": (("Owner", ("c_suite",)), ("Owner & Operator", ("c_suite",)),
-              ("Founder & Owner", ("c_suite",))),
-    "c_suite": (("CEO", ("c_suite",)), ("President", ("c_suite",)),
-                ("Chief Financial Officer", ("c_suite", "master_finance")),
-                ("COO", ("c_suite", "master_operations"))),
-    "vp": (("VP of Sales", ("master_sales",)), ("Vice President, Operations",
-                                                 ("master_operations",)),
-           ("VP Marketing", ("master_marketing",))),
-    "director": (("Director of Operations", ("master_operations",)),
-                 ("Sales Director", ("master_sales",)), ("IT Director",
-                                                        ("master_information_technology",))),
-    "manager": (("Office Manager", ("master_operations",)),
-                ("Marketing Manager", ("master_marketing",)),
-                ("Accounting Manager", ("master_finance",))),
+    "owner": (
+        ("Owner", ("c_suite",)),
+        ("Owner & Operator", ("c_suite",)),
+        ("Founder & Owner", ("c_suite",)),
+    ),
+    "c_suite": (
+        ("CEO", ("c_suite",)),
+        ("President", ("c_suite",)),
+        ("Chief Financial Officer", ("c_suite", "master_finance")),
+        ("COO", ("c_suite", "master_operations")),
+    ),
+    "vp": (
+        ("VP of Sales", ("master_sales",)),
+        ("Vice President, Operations", ("master_operations",)),
+        ("VP Marketing", ("master_marketing",)),
+    ),
+    "director": (
+        ("Director of Operations", ("master_operations",)),
+        ("Sales Director", ("master_sales",)),
+        ("IT Director", ("master_information_technology",)),
+    ),
+    "manager": (
+        ("Office Manager", ("master_operations",)),
+        ("Marketing Manager", ("master_marketing",)),
+        ("Accounting Manager", ("master_finance",)),
+    ),
 }
 # (tier name, low, high) in USD; None stands for "revenue unknown".
-_REVENUE_TIERS: Final = (((None, 0, 0), 0.10), (("startup", 50_000, 499_000), 0.15),
-                         (("main_street", 500_000, 2_499_000), 0.25),
-                         (("growth", 2_500_000, 9_999_000), 0.20),
-                         (("established", 10_000_000, 49_999_000), 0.15),
-                         (("enterprise", 50_000_000, 900_000_000), 0.15))
+_REVENUE_TIERS: Final = (
+    ((None, 0, 0), 0.10),
+    (("startup", 50_000, 499_000), 0.15),
+    (("main_street", 500_000, 2_499_000), 0.25),
+    (("growth", 2_500_000, 9_999_000), 0.20),
+    (("established", 10_000_000, 49_999_000), 0.15),
+    (("enterprise", 50_000_000, 900_000_000), 0.15),
+)
 
 
 def _clean(value: Any) -> str | None:
@@ -203,8 +306,9 @@ def _printed(amount: int) -> str:
     return f"{amount / 1_000:.0f}K"
 
 
-def lookup_person(details: Mapping[str, Any], *, reveal_phone_number: bool = False,
-                  match_rate: float = 0.8) -> dict[str, Any] | None:
+def lookup_person(
+    details: Mapping[str, Any], *, reveal_phone_number: bool = False, match_rate: float = 0.8
+) -> dict[str, Any] | None:
     """The sandbox's "database": the person Apollo would return for ``details``, or None.
 
     Pure and deterministic, so tests can pick inputs with known outcomes.
@@ -220,8 +324,7 @@ def lookup_person(details: Mapping[str, Any], *, reveal_phone_number: bool = Fal
     first = ids.get("first_name") or draw.pick("first", _FIRST_NAMES)
     last = ids.get("last_name") or draw.pick("last", _LAST_NAMES)
     email_domain = ids["email"].rsplit("@", 1)[-1].lower() if "email" in ids else None
-    domain = (ids.get("domain") or (email_domain if email_domain not in _FREEMAIL else None)
-              or None)
+    domain = ids.get("domain") or (email_domain if email_domain not in _FREEMAIL else None) or None
     org_name = ids.get("organization_name")
     industry, keywords = draw.pick("industry", _INDUSTRIES)
     if org_name is None:
@@ -234,8 +337,9 @@ def lookup_person(details: Mapping[str, Any], *, reveal_phone_number: bool = Fal
     seniority = draw.weighted("seniority", _SENIORITY)
     title, departments = draw.pick("title", _TITLES[seniority])
     tier, low, high = draw.weighted("revenue", _REVENUE_TIERS)
-    revenue = (None if tier is None
-               else draw.between("revenue_amount", low // 1000, high // 1000) * 1000)
+    revenue = (
+        None if tier is None else draw.between("revenue_amount", low // 1000, high // 1000) * 1000
+    )
     employees = max(1, (revenue or draw.between("employees_fallback", 1, 40) * 150_000) // 150_000)
     founded = None if draw.unit("founded_known") < 0.05 else draw.between("founded", 1955, 2024)
     city, state = draw.pick("city", _CITIES)
@@ -244,14 +348,17 @@ def lookup_person(details: Mapping[str, Any], *, reveal_phone_number: bool = Fal
         email: str | None = ids["email"].lower()
         email_status = draw.weighted("given_email", (("verified", 0.8), ("guessed", 0.2)))
     else:
-        email_status = draw.weighted("email_status", (("verified", 0.65), ("guessed", 0.2),
-                                                     ("unavailable", 0.15)))
+        email_status = draw.weighted(
+            "email_status", (("verified", 0.65), ("guessed", 0.2), ("unavailable", 0.15))
+        )
         email = None if email_status == "unavailable" else f"{first}.{last}@{domain}".lower()
 
     if "linkedin_url" in ids:
         linkedin: str | None = ids["linkedin_url"]
     elif draw.unit("has_linkedin") < 0.85:
-        linkedin = f"http://www.linkedin.com/in/{_slug(first)}-{_slug(last)}-{draw.hex_id('li')[:6]}"
+        linkedin = (
+            f"http://www.linkedin.com/in/{_slug(first)}-{_slug(last)}-{draw.hex_id('li')[:6]}"
+        )
     else:
         linkedin = None
 
@@ -260,9 +367,15 @@ def lookup_person(details: Mapping[str, Any], *, reveal_phone_number: bool = Fal
         # 555-01xx is reserved for fiction, so nothing generated here can reach a real phone.
         area = draw.pick("area", ("512", "303", "614", "813", "919", "208"))
         line = f"01{draw.between('line', 0, 99):02d}"
-        phones.append({"raw_number": f"+1 {area}-555-{line}",
-                       "sanitized_number": f"+1{area}555{line}", "type": "mobile",
-                       "position": 0, "status": "no_status"})
+        phones.append(
+            {
+                "raw_number": f"+1 {area}-555-{line}",
+                "sanitized_number": f"+1{area}555{line}",
+                "type": "mobile",
+                "position": 0,
+                "status": "no_status",
+            }
+        )
 
     organization = {
         "id": draw.hex_id("org"),
@@ -313,8 +426,12 @@ def credits_for(person: Mapping[str, Any] | None) -> int:
 
 
 # A broken element as a buggy upstream might emit it: wrong types, no usable id.
-_MALFORMED_PERSON: Final = {"id": 404, "first_name": ["not", "a", "string"],
-                            "organization": "ERR_SERIALIZE", "phone_numbers": "n/a"}
+_MALFORMED_PERSON: Final = {
+    "id": 404,
+    "first_name": ["not", "a", "string"],
+    "organization": "ERR_SERIALIZE",
+    "phone_numbers": "n/a",
+}
 
 
 # ----------------------------------------------------------------------- counters
@@ -406,9 +523,15 @@ class SandboxCounters:
 
     def snapshot(self) -> CountersSnapshot:
         with self._lock:
-            return CountersSnapshot(self._total, dict(self._by_endpoint), self._paid_matches,
-                                    self._credits, self._rate_limited, self._unauthorized,
-                                    self._faults)
+            return CountersSnapshot(
+                self._total,
+                dict(self._by_endpoint),
+                self._paid_matches,
+                self._credits,
+                self._rate_limited,
+                self._unauthorized,
+                self._faults,
+            )
 
     def __repr__(self) -> str:
         return f"SandboxCounters({self.snapshot()})"
@@ -440,8 +563,9 @@ def _parse_fault(spec: str) -> _Fault:
 class _Reply(Exception):
     """Short-circuits request handling with a JSON error response."""
 
-    def __init__(self, status: int, body: Mapping[str, Any],
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(status)
         self.status = status
         self.body = body
@@ -525,8 +649,12 @@ class SandboxApollo:
         server = _Server((self.host, self.port), _Handler)
         server.sandbox = self
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="apollo-sandbox", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="apollo-sandbox",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -544,8 +672,12 @@ class SandboxApollo:
     def __enter__(self) -> SandboxApollo:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     @property
@@ -575,11 +707,13 @@ class SandboxApollo:
             self._windows.clear()
         self.requests.reset()
 
-    def lookup(self, details: Mapping[str, Any], *, reveal_phone_number: bool = False
-               ) -> dict[str, Any] | None:
+    def lookup(
+        self, details: Mapping[str, Any], *, reveal_phone_number: bool = False
+    ) -> dict[str, Any] | None:
         """What this sandbox would answer for ``details`` (no request, no charge)."""
-        return lookup_person(details, reveal_phone_number=reveal_phone_number,
-                             match_rate=self.match_rate)
+        return lookup_person(
+            details, reveal_phone_number=reveal_phone_number, match_rate=self.match_rate
+        )
 
     # -- request handling --------------------------------------------------------
 
@@ -611,8 +745,9 @@ class SandboxApollo:
             raise _Reply(413, {"error": "request body too large"})
         return h.rfile.read(length) if length > 0 else b""
 
-    def _route(self, h: _Handler, method: str, endpoint: str, query: str, raw: bytes
-               ) -> tuple[int, Mapping[str, Any], dict[str, str]]:
+    def _route(
+        self, h: _Handler, method: str, endpoint: str, query: str, raw: bytes
+    ) -> tuple[int, Mapping[str, Any], dict[str, str]]:
         api_key = (h.headers.get("X-Api-Key") or "").strip()
         if endpoint == HEALTH_PATH and method == "GET":
             return 200, {"healthy": True, "is_logged_in": self._key_ok(api_key)}, {}
@@ -630,8 +765,13 @@ class SandboxApollo:
         params = {k: v[-1] for k, v in parse_qs(query).items()}
         # Apollo stopped accepting keys in bodies/query strings; keys there leak into logs.
         if (isinstance(body, dict) and "api_key" in body) or "api_key" in params:
-            raise _Reply(422, {"error": "api_key must be sent in the X-Api-Key header, "
-                                        "not in the request body or query string"})
+            raise _Reply(
+                422,
+                {
+                    "error": "api_key must be sent in the X-Api-Key header, "
+                    "not in the request body or query string"
+                },
+            )
         if not self._key_ok(api_key):
             self.requests._bump("_unauthorized")
             raise _Reply(401, {"error": "Invalid access credentials."})
@@ -663,8 +803,9 @@ class SandboxApollo:
         if not isinstance(details, list) or not details:
             raise _Reply(422, {"error": "details must be a non-empty array"}, rate_headers)
         if len(details) > MAX_BULK_DETAILS:
-            raise _Reply(422, {"error": f"details accepts at most {MAX_BULK_DETAILS} people"},
-                         rate_headers)
+            raise _Reply(
+                422, {"error": f"details accepts at most {MAX_BULK_DETAILS} people"}, rate_headers
+            )
         for i, item in enumerate(details):
             if not isinstance(item, dict):
                 raise _Reply(422, {"error": f"details[{i}] must be an object"}, rate_headers)
@@ -681,16 +822,20 @@ class SandboxApollo:
                     credits += CREDITS_PER_MATCH
                 matches[target] = dict(_MALFORMED_PERSON)
         self.requests._charge(paid, credits)
-        return 200, {
-            "status": "success",
-            "error_code": None,
-            "error_message": None,
-            "total_requested_enrichments": len(details),
-            "unique_enriched_records": paid,
-            "missing_records": len(details) - paid,
-            "credits_consumed": credits,
-            "matches": matches,
-        }, rate_headers
+        return (
+            200,
+            {
+                "status": "success",
+                "error_code": None,
+                "error_message": None,
+                "total_requested_enrichments": len(details),
+                "unique_enriched_records": paid,
+                "missing_records": len(details) - paid,
+                "credits_consumed": credits,
+                "matches": matches,
+            },
+            rate_headers,
+        )
 
     def _key_ok(self, api_key: str) -> bool:
         if not api_key:
@@ -716,15 +861,22 @@ class SandboxApollo:
                 used += 1
                 self._windows[bucket] = (window, used)
                 limited = False
-        headers = {"x-rate-limit-minute": str(limit),
-                   "x-minute-requests-left": str(max(0, limit - used))}
+        headers = {
+            "x-rate-limit-minute": str(limit),
+            "x-minute-requests-left": str(max(0, limit - used)),
+        }
         if limited:
             self.requests._bump("_rate_limited")
-            raise _Reply(429, {"error": "The maximum number of api calls allowed for "
-                                        "api/v1/people/match is 1 times per minute. "
-                                        "Please upgrade your plan",
-                               "code": "rate_limit_exceeded"},
-                         {**headers, "Retry-After": str(retry_after)})
+            raise _Reply(
+                429,
+                {
+                    "error": "The maximum number of api calls allowed for "
+                    "api/v1/people/match is 1 times per minute. "
+                    "Please upgrade your plan",
+                    "code": "rate_limit_exceeded",
+                },
+                {**headers, "Retry-After": str(retry_after)},
+            )
         return headers
 
     def _next_fault(self) -> _Fault | None:
@@ -738,8 +890,11 @@ class SandboxApollo:
         if kind == "429":
             self.requests._bump("_rate_limited")
             seconds = 1 if fault.arg is None else fault.arg
-            raise _Reply(429, {"error": "rate limit exceeded", "code": "rate_limit_exceeded"},
-                         {"Retry-After": f"{seconds:g}"})
+            raise _Reply(
+                429,
+                {"error": "rate limit exceeded", "code": "rate_limit_exceeded"},
+                {"Retry-After": f"{seconds:g}"},
+            )
         if kind.isdigit():
             raise _Reply(int(kind), {"error": f"sandbox injected HTTP {kind}"})
         if kind == "timeout":
@@ -751,8 +906,10 @@ class SandboxApollo:
             self._reset_connection(h)
             raise _Abort
         if kind == "html":
-            page = (b"<!DOCTYPE html><html><head><title>Maintenance</title></head>"
-                    b"<body><h1>We'll be right back</h1></body></html>")
+            page = (
+                b"<!DOCTYPE html><html><head><title>Maintenance</title></head>"
+                b"<body><h1>We'll be right back</h1></body></html>"
+            )
             self._send_raw(h, 200, page, {"Content-Type": "text/html; charset=utf-8"})
             raise _Abort
         if kind == "redirect":
@@ -789,11 +946,13 @@ class SandboxApollo:
             h.close_connection = True
 
     @staticmethod
-    def _send_json(h: _Handler, status: int, body: Mapping[str, Any],
-                   headers: Mapping[str, str]) -> None:
+    def _send_json(
+        h: _Handler, status: int, body: Mapping[str, Any], headers: Mapping[str, str]
+    ) -> None:
         payload = json.dumps(body).encode()
-        SandboxApollo._send_raw(h, status, payload,
-                                {"Content-Type": "application/json; charset=utf-8", **headers})
+        SandboxApollo._send_raw(
+            h, status, payload, {"Content-Type": "application/json; charset=utf-8", **headers}
+        )
 
 
 class _Abort(Exception):
@@ -807,15 +966,21 @@ _INVALID: Final = object()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m outreach_core.sandbox.apollo",
-                                     description="Serve a fake Apollo API until Ctrl-C.")
+    parser = argparse.ArgumentParser(
+        prog="python -m outreach_core.sandbox.apollo",
+        description="Serve a fake Apollo API until Ctrl-C.",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
     parser.add_argument("--rate-limit", type=int, default=None, help="requests per minute")
     parser.add_argument("--match-rate", type=float, default=0.8)
-    parser.add_argument("--fault", action="append", default=[],
-                        help=f"queue a fault (repeatable): {', '.join(FAULT_KINDS)}")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        help=f"queue a fault (repeatable): {', '.join(FAULT_KINDS)}",
+    )
     args = parser.parse_args(argv)
 
     done = threading.Event()
@@ -824,9 +989,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         done.set()
 
     signal.signal(signal.SIGTERM, _stop)
-    with SandboxApollo(host=args.host, port=args.port, latency=args.latency,
-                       rate_limit_per_minute=args.rate_limit, match_rate=args.match_rate,
-                       faults=args.fault) as sandbox:
+    with SandboxApollo(
+        host=args.host,
+        port=args.port,
+        latency=args.latency,
+        rate_limit_per_minute=args.rate_limit,
+        match_rate=args.match_rate,
+        faults=args.fault,
+    ) as sandbox:
         # First stdout line is machine-readable so `make dev` and tests can pick up the port.
         print(sandbox.base_url, flush=True)
         try:

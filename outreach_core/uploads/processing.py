@@ -331,7 +331,11 @@ def load_leads(lake: TeamLake, upload: Upload, progress: Progress = _quiet) -> L
         for frame in _batches(path):
             with tenant_session(upload.team_id) as session:
                 counts: UpsertCounts = upsert_leads(
-                    session, upload.team_id, upload.id, frame.select("row_number", *STAGING_COLUMNS), source
+                    session,
+                    upload.team_id,
+                    upload.id,
+                    frame.select("row_number", *STAGING_COLUMNS),
+                    source,
                 )
             inserted += counts.inserted
             merged += counts.merged
