@@ -28,6 +28,8 @@ def write_dagster_yaml(settings: Settings | None = None) -> Path:
             "class": "QueuedRunCoordinator",
             "config": {"max_concurrent_runs": 2},
         },
+        # A run whose worker died is started again; every ingestion stage is idempotent.
+        "run_retries": {"enabled": True, "max_retries": 2},
         "telemetry": {"enabled": False},
     }
     (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))

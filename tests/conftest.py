@@ -124,14 +124,3 @@ def client(api_server: ApiServer, team):  # type: ignore[no-untyped-def]
         timeout=30,
     ) as c:
         yield c
-
-
-def csv_bytes(rows: list[dict[str, str]]) -> bytes:
-    import csv
-    import io
-
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue().encode()

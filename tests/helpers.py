@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from pathlib import Path
 
@@ -69,3 +71,11 @@ def ingest(instance: dg.DagsterInstance, *uploads: Upload) -> list[Upload]:
     assert len(runs) == len(uploads)
     assert all(r.success for r in runs)
     return [get_upload(u.team_id, u.id) for u in uploads]
+
+
+def csv_bytes(rows: list[dict[str, str]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode()

@@ -12,7 +12,7 @@ from outreach_core.db.engine import tenant_session
 from outreach_core.db.tables import Upload
 from outreach_core.settings import get_settings
 from outreach_core.teams import create_api_key, revoke_api_key
-from tests.conftest import csv_bytes
+from tests.helpers import csv_bytes
 
 CSV = csv_bytes([{"Company": "Acme", "Phone": "2125550100", "Email": "a@example.com"}])
 

@@ -19,7 +19,7 @@ from outreach_core.db.engine import tenant_session
 from outreach_core.db.tables import Lead
 from outreach_core.uploads.landing import land_upload
 from outreach_core.uploads.processing import get_upload
-from tests.conftest import csv_bytes
+from tests.helpers import csv_bytes
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,7 @@ from outreach_core.catalog import load_catalog
 from outreach_core.db.engine import tenant_session
 from outreach_core.db.tables import BucketIndex, Lead, UploadRejection
 from outreach_core.uploads.processing import get_upload
-from tests.conftest import csv_bytes
-from tests.helpers import ingest, lake_for, land, run_sensor_and_jobs
+from tests.helpers import csv_bytes, ingest, lake_for, land, run_sensor_and_jobs
 
 
 @pytest.fixture
@@ -171,3 +170,93 @@ def test_sensor_asks_once_per_upload_and_adds_the_team_partition(instance, team)
     ]
     added = {k for req in first.dynamic_partitions_requests for k in req.partition_keys}
     assert str(team.team_id) in added
+
+
+def test_two_sectors_of_one_team_load_at_once_without_duplicates(team) -> None:
+    """Two runs for the same team (different sectors) merging overlapping contacts at the
+    same time: the team's load lock keeps one lead per phone."""
+    import threading
+
+    from outreach_core.uploads import processing
+
+    shared = [row(f"21255503{i:02d}", f"s{i}@example.com") for i in range(60)]
+    first = land(team.team_id, csv_bytes(shared + [row("2125550400", "")]))
+    second = land(
+        team.team_id,
+        csv_bytes(shared + [row("2125550401", "")]),
+        bucket_id="fl-restaurants-bars-taverns",
+    )
+    lake = lake_for(team.team_id)
+    for upload in (first, second):
+        processing.validate_upload(lake, upload)
+        processing.process_upload(lake, upload)
+    errors: list[BaseException] = []
+
+    def load(upload) -> None:  # type: ignore[no-untyped-def]
+        try:
+            processing.load_leads(lake, upload)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load, args=(u,)) for u in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    phones = [lead.phone for lead in leads_of(team.team_id)]
+    assert len(phones) == len(set(phones)) == 62
+    done = [get_upload(team.team_id, u.id) for u in (first, second)]
+    assert sorted(d.inserted_leads for d in done) == [1, 61]
+
+
+def test_kill_9_during_load_then_rerun_loses_and_duplicates_nothing(
+    team, other_team, monkeypatch
+) -> None:
+    """SIGKILL after the first committed batch; the rerun (as Dagster's run retry does)
+    finishes the upload with the same leads as an uninterrupted load."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from outreach_core.sandbox.synthetic import generate
+    from outreach_core.settings import get_settings
+    from outreach_core.uploads import processing
+
+    monkeypatch.setattr(get_settings(), "ingest_chunk_rows", 500)  # several batches
+    data = generate(3_000, seed=11).write_csv().encode()
+    upload = land(team.team_id, data)
+    lake = lake_for(team.team_id)
+    processing.validate_upload(lake, upload)
+    processing.process_upload(lake, upload)
+    script = (
+        "import uuid; from outreach_core.uploads import processing as p; "
+        "from tests.helpers import lake_for; "
+        f"u = p.get_upload(uuid.UUID('{team.team_id}'), uuid.UUID('{upload.id}')); "
+        "p.load_leads(lake_for(u.team_id), u)"
+    )
+    env = {**os.environ, "OUTREACH_CRASH_AT": "leads.after_batch"}
+    killed = subprocess.run([sys.executable, "-c", script], env=env, cwd=os.getcwd(), check=False)
+    assert killed.returncode == -signal.SIGKILL
+    assert get_upload(team.team_id, upload.id).status == "processing"
+    partial = len(leads_of(team.team_id))
+    assert partial > 0
+
+    processing.load_leads(lake, get_upload(team.team_id, upload.id))
+    final = get_upload(team.team_id, upload.id)
+    assert final.status == "completed"
+    assert final.accepted_rows == final.inserted_leads + final.merged_rows
+
+    # The same file loaded into another team without a crash gives the same leads.
+    clean = land(other_team.team_id, data)
+    other_lake = lake_for(other_team.team_id)
+    processing.validate_upload(other_lake, clean)
+    processing.process_upload(other_lake, clean)
+    processing.load_leads(other_lake, clean)
+
+    def contacts(team_id):  # type: ignore[no-untyped-def]
+        return sorted((lead.phone or "", lead.email or "") for lead in leads_of(team_id))
+
+    assert partial < len(contacts(other_team.team_id))
+    assert contacts(team.team_id) == contacts(other_team.team_id)

@@ -3,7 +3,7 @@ each row to an existing lead (same E.164 phone, else same email, inside the team
 empty fields of matched leads, insert the rest.
 
 A merge never overwrites a non-empty value: a lead's data only ever gains fields. One team's
-merges are serialised by a transaction-scoped advisory lock, so two runs for the same team
+loads are serialised by an advisory lock (see loader.py), so two runs for the same team
 (two sectors at once) cannot both insert the same phone.
 
 COPY cannot write into a table under row-level security, hence the staging table; the
@@ -126,17 +126,17 @@ def upsert_leads(
     source: str,
 ) -> UpsertCounts:
     """Merge one batch inside the caller's tenant transaction. `frame` holds row_number and
-    STAGING_COLUMNS, and is already deduplicated on phone, then on email."""
+    STAGING_COLUMNS, and is already deduplicated on phone, then on email. The caller holds
+    the team's load lock (`outreach_core.leads.loader.team_load_lock`)."""
     if frame.height == 0:
         return UpsertCounts(0, 0, 0, 0)
-    session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-        {"k": f"leads:{team_id}"},
-    )
     # Large batches: keep sorts and hashes in memory; JIT compilation costs more than it
     # saves on statements this size.
     session.execute(text("SET LOCAL work_mem = '128MB'"))
     session.execute(text("SET LOCAL jit = off"))
+    # Safe to skip the flush here: the upload is marked complete in a later, synchronous
+    # commit, which flushes this one too; a crash before it reruns the idempotent load.
+    session.execute(text("SET LOCAL synchronous_commit = off"))
     session.execute(text(_staging_ddl()))
     _copy_frame(session, frame)
     params = {"team": team_id, "upload": upload_id, "source": source}
@@ -160,9 +160,13 @@ def dedup_frame(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _first_per(frame: pl.DataFrame, key: str) -> pl.DataFrame:
+    # Most keys occur once: only the repeated ones pay for the aggregation.
+    repeated = pl.col(key).is_duplicated()
     others = [c for c in frame.columns if c not in (key, "row_number")]
-    return (
-        frame.group_by(key, maintain_order=True)
+    merged = (
+        frame.filter(repeated)
+        .group_by(key, maintain_order=True)
         .agg(pl.col("row_number").min(), *(pl.col(c).drop_nulls().first() for c in others))
         .select(frame.columns)
     )
+    return pl.concat([frame.filter(~repeated), merged])

@@ -31,7 +31,8 @@ from outreach_core.datalake import TeamLake
 from outreach_core.db.engine import system_session, tenant_session
 from outreach_core.db.tables import BucketIndex, Upload, UploadRejection
 from outreach_core.ingest import STANDARD_COLUMNS, IngestError, read_chunks, write_csv_safely
-from outreach_core.leads.upsert import STAGING_COLUMNS, UpsertCounts, dedup_frame, upsert_leads
+from outreach_core.leads.loader import load_batches
+from outreach_core.leads.upsert import STAGING_COLUMNS, UpsertCounts, dedup_frame
 from outreach_core.settings import get_settings
 
 Progress = Callable[[str], None]
@@ -322,25 +323,18 @@ def _index(frame: pl.DataFrame | None, bucket: Bucket) -> dict:
 def load_leads(lake: TeamLake, upload: Upload, progress: Progress = _quiet) -> LeadsLoaded:
     """Processed Parquet -> leads, one transaction per chunk; then the upload is complete."""
     bucket = _bucket(upload)
-    inserted = merged = changed = 0
     source = f"upload:{upload.filename}"
+
+    def report(counts: UpsertCounts) -> None:
+        progress(f"leads: {counts.inserted:,} new, {counts.merged:,} merged")
+
     with (
         tempfile.TemporaryDirectory(prefix="outreach-leads-") as tmp,
         lake.local_copy(lake.processed_key(bucket, upload.id), Path(tmp)) as path,
     ):
-        for frame in _batches(path):
-            with tenant_session(upload.team_id) as session:
-                counts: UpsertCounts = upsert_leads(
-                    session,
-                    upload.team_id,
-                    upload.id,
-                    frame.select("row_number", *STAGING_COLUMNS),
-                    source,
-                )
-            inserted += counts.inserted
-            merged += counts.merged
-            changed += counts.changed
-            progress(f"leads: {inserted:,} new, {merged:,} merged")
+        batches = (f.select("row_number", *STAGING_COLUMNS) for f in _batches(path))
+        counts = load_batches(upload.team_id, upload.id, batches, source, progress=report)
+    inserted, merged, changed = counts.inserted, counts.merged, counts.changed
     fresh = get_upload(upload.team_id, upload.id)
     in_file = (fresh.accepted_rows or 0) - (inserted + merged)
     _set(
