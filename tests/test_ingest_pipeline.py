@@ -224,7 +224,8 @@ def test_kill_9_during_load_then_rerun_loses_and_duplicates_nothing(
     from outreach_core.settings import get_settings
     from outreach_core.uploads import processing
 
-    monkeypatch.setattr(get_settings(), "ingest_chunk_rows", 500)  # several batches
+    monkeypatch.setattr(get_settings(), "ingest_chunk_rows", 500)
+    monkeypatch.setattr(get_settings(), "lead_batch_rows", 500)  # several load batches
     data = generate(3_000, seed=11).write_csv().encode()
     upload = land(team.team_id, data)
     lake = lake_for(team.team_id)

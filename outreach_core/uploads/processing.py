@@ -223,10 +223,21 @@ def _empty_schema() -> pa.Schema:
     )
 
 
-def _batches(path: Path) -> Iterator[pl.DataFrame]:
+def _batches(path: Path, min_rows: int = 0) -> Iterator[pl.DataFrame]:
+    """Row groups in order, joined until each batch has at least `min_rows` rows."""
     parquet = pq.ParquetFile(path)
+    pending: list[pl.DataFrame] = []
+    size = 0
     for i in range(parquet.num_row_groups):
-        yield pl.from_arrow(parquet.read_row_group(i))  # type: ignore[misc]
+        frame = pl.from_arrow(parquet.read_row_group(i))
+        assert isinstance(frame, pl.DataFrame)
+        pending.append(frame)
+        size += frame.height
+        if size >= min_rows:
+            yield pl.concat(pending)
+            pending, size = [], 0
+    if pending:
+        yield pl.concat(pending)
 
 
 def process_upload(lake: TeamLake, upload: Upload, progress: Progress = _quiet) -> Processed:
@@ -239,7 +250,8 @@ def process_upload(lake: TeamLake, upload: Upload, progress: Progress = _quiet) 
         out_path = work / "processed.parquet"
         writer: pq.ParquetWriter | None = None
         with lake.local_copy(lake.validated_key(bucket, upload.id), work) as validated_path:
-            for frame in _batches(validated_path):
+            # Each processed row group is deduplicated as a whole and becomes one load batch.
+            for frame in _batches(validated_path, get_settings().lead_batch_rows):
                 deduped = dedup_frame(frame).with_columns(
                     pl.lit(bucket.id).alias("bucket_id"), pl.lit(bucket.sector).alias("sector")
                 )
