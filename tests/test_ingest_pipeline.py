@@ -237,7 +237,11 @@ def test_kill_9_during_load_then_rerun_loses_and_duplicates_nothing(
         f"u = p.get_upload(uuid.UUID('{team.team_id}'), uuid.UUID('{upload.id}')); "
         "p.load_leads(lake_for(u.team_id), u)"
     )
-    env = {**os.environ, "OUTREACH_CRASH_AT": "leads.after_batch"}
+    env = {
+        **os.environ,
+        "OUTREACH_CRASH_AT": "leads.after_batch",
+        "OUTREACH_LEAD_BATCH_ROWS": "500",
+    }
     killed = subprocess.run([sys.executable, "-c", script], env=env, cwd=os.getcwd(), check=False)
     assert killed.returncode == -signal.SIGKILL
     assert get_upload(team.team_id, upload.id).status == "processing"

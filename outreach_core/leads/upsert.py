@@ -148,25 +148,3 @@ def upsert_leads(
     return UpsertCounts(
         rows=frame.height, inserted=inserted, merged=frame.height - inserted, changed=changed
     )
-
-
-def dedup_frame(frame: pl.DataFrame) -> pl.DataFrame:
-    """First row per phone, then per email; later duplicates only fill the gaps of the
-    first (a duplicate's non-empty field never replaces one already set)."""
-    phone_groups = _first_per(frame.filter(pl.col("phone").is_not_null()), "phone")
-    merged = pl.concat([phone_groups, frame.filter(pl.col("phone").is_null())]).sort("row_number")
-    email_groups = _first_per(merged.filter(pl.col("email").is_not_null()), "email")
-    return pl.concat([email_groups, merged.filter(pl.col("email").is_null())]).sort("row_number")
-
-
-def _first_per(frame: pl.DataFrame, key: str) -> pl.DataFrame:
-    # Most keys occur once: only the repeated ones pay for the aggregation.
-    repeated = pl.col(key).is_duplicated()
-    others = [c for c in frame.columns if c not in (key, "row_number")]
-    merged = (
-        frame.filter(repeated)
-        .group_by(key, maintain_order=True)
-        .agg(pl.col("row_number").min(), *(pl.col(c).drop_nulls().first() for c in others))
-        .select(frame.columns)
-    )
-    return pl.concat([frame.filter(~repeated), merged])

@@ -31,8 +31,9 @@ from outreach_core.datalake import TeamLake
 from outreach_core.db.engine import system_session, tenant_session
 from outreach_core.db.tables import BucketIndex, Upload, UploadRejection
 from outreach_core.ingest import STANDARD_COLUMNS, IngestError, read_chunks, write_csv_safely
+from outreach_core.leads.dedup import group_leaders, merge_groups
 from outreach_core.leads.loader import load_batches
-from outreach_core.leads.upsert import STAGING_COLUMNS, UpsertCounts, dedup_frame
+from outreach_core.leads.upsert import STAGING_COLUMNS, UpsertCounts
 from outreach_core.settings import get_settings
 
 Progress = Callable[[str], None]
@@ -242,30 +243,45 @@ def _batches(path: Path, min_rows: int = 0) -> Iterator[pl.DataFrame]:
 
 def process_upload(lake: TeamLake, upload: Upload, progress: Progress = _quiet) -> Processed:
     """Validated Parquet -> processed Parquet: bucket and sector columns added, duplicate
-    contacts inside each chunk merged (later chunks merge in PostgreSQL)."""
+    contacts anywhere in the file merged, so no two processed rows share a phone or email."""
     bucket = _bucket(upload)
-    rows = duplicates = 0
+    rows_in = rows_out = 0
     with tempfile.TemporaryDirectory(prefix="outreach-process-") as tmp:
         work = Path(tmp)
         out_path = work / "processed.parquet"
         writer: pq.ParquetWriter | None = None
+
+        def write(frame: pl.DataFrame) -> None:
+            nonlocal writer, rows_out
+            table = frame.with_columns(
+                pl.lit(bucket.id).alias("bucket_id"), pl.lit(bucket.sector).alias("sector")
+            ).to_arrow()
+            writer = writer or pq.ParquetWriter(out_path, table.schema)
+            writer.write_table(table)
+            rows_out += frame.height
+
         with lake.local_copy(lake.validated_key(bucket, upload.id), work) as validated_path:
-            # Each processed row group is deduplicated as a whole and becomes one load batch.
-            for frame in _batches(validated_path, get_settings().lead_batch_rows):
-                deduped = dedup_frame(frame).with_columns(
-                    pl.lit(bucket.id).alias("bucket_id"), pl.lit(bucket.sector).alias("sector")
-                )
-                table = deduped.to_arrow()
-                writer = writer or pq.ParquetWriter(out_path, table.schema)
-                writer.write_table(table)
-                rows += deduped.height
-                duplicates += frame.height - deduped.height
-                progress(f"processed {rows:,} rows ({duplicates:,} duplicates in file)")
+            leaders = group_leaders(
+                pl.read_parquet(validated_path, columns=["row_number", "phone", "email"])
+            )
+            repeated: list[pl.DataFrame] = []
+            for frame in _batches(validated_path):
+                # Same file, same order: this batch's keys are the next slice of `leaders`.
+                sizes = leaders.slice(rows_in, frame.height)
+                assert sizes["row_number"].equals(frame["row_number"])
+                single = sizes["size"] == 1
+                write(frame.filter(single))
+                repeated.append(frame.filter(~single))
+                rows_in += frame.height
+                progress(f"processed {rows_in:,} rows")
+            if repeated:
+                write(merge_groups(pl.concat(repeated), leaders))
         if writer is None:
             raise RuntimeError(f"upload {upload.id} has no validated rows")
         writer.close()
         lake.put_file(lake.processed_key(bucket, upload.id), out_path)
-    return Processed(upload.id, rows, duplicates)
+    progress(f"processed {rows_in:,} rows: {rows_in - rows_out:,} duplicates in the file")
+    return Processed(upload.id, rows_out, rows_in - rows_out)
 
 
 def build_bucket_index(lake: TeamLake, bucket: Bucket, progress: Progress = _quiet) -> dict:
@@ -344,7 +360,11 @@ def load_leads(lake: TeamLake, upload: Upload, progress: Progress = _quiet) -> L
         tempfile.TemporaryDirectory(prefix="outreach-leads-") as tmp,
         lake.local_copy(lake.processed_key(bucket, upload.id), Path(tmp)) as path,
     ):
-        batches = (f.select("row_number", *STAGING_COLUMNS) for f in _batches(path))
+        # Processed rows share no key, so any grouping of them into batches is safe.
+        batches = (
+            f.select("row_number", *STAGING_COLUMNS)
+            for f in _batches(path, get_settings().lead_batch_rows)
+        )
         counts = load_batches(upload.team_id, upload.id, batches, source, progress=report)
     inserted, merged, changed = counts.inserted, counts.merged, counts.changed
     fresh = get_upload(upload.team_id, upload.id)
