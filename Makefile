@@ -1,13 +1,13 @@
 .PHONY: demo test dev lint bench-ingest
 
 VENV := .venv
-PY := $(VENV)/bin/python
-UV := $(shell command -v uv 2>/dev/null || echo $(VENV)-uv/bin/uv)
+# uv from PATH, else the one pip installs into this Python (the setup contract).
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-# The venv comes from uv.lock; uv itself is installed with pip when it is missing.
+# The venv comes from uv.lock, installed only when missing or when the lock changed.
 $(VENV)/.synced: pyproject.toml uv.lock
-	@command -v uv >/dev/null 2>&1 || [ -x $(VENV)-uv/bin/uv ] || \
-		(python3 -m venv $(VENV)-uv && $(VENV)-uv/bin/pip install --quiet uv)
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
+		python3 -m pip install --quiet uv
 	$(UV) sync --frozen --quiet
 	@touch $@
 
@@ -25,4 +25,4 @@ lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check .
 
 bench-ingest: $(VENV)/.synced
-	$(PY) bench/ingest.py
+	$(VENV)/bin/python bench/ingest.py

@@ -13,6 +13,11 @@ from outreach_core.datalake import TeamLake, store_from_url
 from outreach_core.settings import get_settings
 from outreach_core.teams import resolve_api_key
 
+# PostgreSQL text cannot hold NUL and bigint stops at 2^63-1: refuse both at the edge (422)
+# instead of failing in the database.
+NO_NUL = r"^[^\x00]*$"
+MAX_BIGINT = 2**63 - 1
+
 bearer = HTTPBearer(auto_error=False, description="A team API key: `Bearer ok_...`")
 
 

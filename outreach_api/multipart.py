@@ -35,6 +35,7 @@ class _Collector:
         self._value = bytearray()
         self._out: BinaryIO | None = None
         self.error: HTTPException | None = None
+        self.ended = False
 
     def callbacks(self) -> dict:
         return {
@@ -45,6 +46,7 @@ class _Collector:
             "on_header_value": self.on_header_value,
             "on_header_end": self.on_header_end,
             "on_headers_finished": self.on_headers_finished,
+            "on_end": self.on_end,
         }
 
     def fail(self, status: int, detail: str) -> None:
@@ -97,6 +99,9 @@ class _Collector:
             if len(self._value) > MAX_FIELD_BYTES:
                 self.fail(400, f"form field {self._name!r} is too long")
 
+    def on_end(self) -> None:
+        self.ended = True
+
     def on_part_end(self) -> None:
         if self._is_file:
             return
@@ -119,8 +124,8 @@ async def parse_upload_form(request: Request, file_path: Path, max_file_bytes: i
     if declared and declared.isdigit() and int(declared) > max_file_bytes + 64 * 1024:
         raise HTTPException(413, f"file exceeds the upload limit of {max_file_bytes:,} bytes")
     collector = _Collector(file_path, max_file_bytes)
-    parser = MultipartParser(options[b"boundary"], collector.callbacks())
     try:
+        parser = MultipartParser(options[b"boundary"], collector.callbacks())
         async for chunk in request.stream():
             parser.write(chunk)
             if collector.error is not None:
@@ -134,6 +139,9 @@ async def parse_upload_form(request: Request, file_path: Path, max_file_bytes: i
         collector.close()
     if collector.error is not None:
         raise collector.error
+    if not collector.ended:
+        # A body cut short would otherwise land a truncated file.
+        raise HTTPException(400, "incomplete multipart body: the closing boundary is missing")
     if collector.form.filename is None:
         raise HTTPException(422, "the form has no 'file' part")
     return collector.form

@@ -6,11 +6,11 @@ import dagster as dg
 
 from outreach_assets.ingestion import bucket_index, leads, processed_records, validated_records
 from outreach_assets.resources import default_datalake
-from outreach_assets.sensors import ingest_job, upload_sensor
+from outreach_assets.sensors import ingest_job, upload_run_failure_sensor, upload_sensor
 
 defs = dg.Definitions(
     assets=[validated_records, processed_records, bucket_index, leads],
     jobs=[ingest_job],
-    sensors=[upload_sensor],
+    sensors=[upload_sensor, upload_run_failure_sensor],
     resources={"datalake": default_datalake()},
 )

@@ -22,7 +22,7 @@ from outreach_core.datalake import TeamLake, store_from_url
 from outreach_core.db.engine import tenant_session
 from outreach_core.db.migrate import migrate
 from outreach_core.db.tables import BucketIndex, Lead, Upload
-from outreach_core.instance import write_dagster_yaml
+from outreach_core.instance import storage_environment, write_dagster_yaml
 from outreach_core.settings import get_settings
 from outreach_core.teams import create_team, get_team
 from outreach_core.uploads.landing import land_upload
@@ -56,6 +56,7 @@ def run_demo(console: Console) -> None:
     console.print(f"home: {settings.home.resolve()}  datalake: {settings.resolved_datalake_url}")
     migrate()
     os.environ["DAGSTER_HOME"] = str(write_dagster_yaml())
+    os.environ.update(storage_environment())
     instance = dg.DagsterInstance.get()
     team_id = _demo_team(console)
     lake = TeamLake(store_from_url(settings.resolved_datalake_url), team_id)

@@ -3,15 +3,15 @@ and reports the counts as materialisation metadata."""
 
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 
 import dagster as dg
-from sqlalchemy import text
 
 from outreach_assets.partitions import team_and_sector, team_sector_partitions
 from outreach_assets.resources import DatalakeResource
 from outreach_core.catalog import load_catalog
-from outreach_core.db.engine import tenant_session
-from outreach_core.uploads import processing
+from outreach_core.datalake import TeamLake
+from outreach_core.uploads import checks, processing
 
 GROUP = "ingestion"
 
@@ -122,57 +122,21 @@ def leads(
     yield dg.MaterializeResult(
         metadata={"uploads": len(processed_records), "inserted": inserted, "merged": merged}
     )
-    yield from _leads_checks(team_id, [uuid.UUID(u) for u in processed_records])
+    yield from _leads_checks(lake, [uuid.UUID(u) for u in processed_records])
 
 
-def _leads_checks(team_id: uuid.UUID, upload_ids: list[uuid.UUID]):  # type: ignore[no-untyped-def]
-    with tenant_session(team_id) as session:
-        without_team = session.scalar(text("SELECT count(*) FROM leads WHERE team_id IS NULL"))
-        duplicate_phones = session.scalar(
-            text(
-                "SELECT count(*) FROM (SELECT phone FROM leads WHERE team_id = :t AND phone IS "
-                "NOT NULL GROUP BY phone HAVING count(*) > 1) d"
-            ),
-            {"t": team_id},
+def _leads_checks(lake: TeamLake, upload_ids: list[uuid.UUID]) -> Iterator[dg.AssetCheckResult]:
+    results = {
+        "no_row_without_team": checks.no_row_without_team(lake.team_id),
+        "no_duplicate_phone_or_email_in_team": checks.no_duplicate_keys(lake.team_id),
+        "rows_in_equal_accepted_rejected_merged": checks.rows_balance(lake, upload_ids),
+    }
+    for name, result in results.items():
+        yield dg.AssetCheckResult(
+            check_name=name,
+            passed=result.passed,
+            metadata={
+                k: dg.MetadataValue.json(v) if isinstance(v, dict) else v
+                for k, v in result.metadata.items()
+            },
         )
-        duplicate_emails = session.scalar(
-            text(
-                "SELECT count(*) FROM (SELECT email FROM leads WHERE team_id = :t AND email IS "
-                "NOT NULL GROUP BY email HAVING count(*) > 1) d"
-            ),
-            {"t": team_id},
-        )
-    yield dg.AssetCheckResult(
-        check_name="no_row_without_team",
-        passed=without_team == 0,
-        metadata={"rows_without_team": without_team},
-    )
-    yield dg.AssetCheckResult(
-        check_name="no_duplicate_phone_or_email_in_team",
-        passed=duplicate_phones == 0 and duplicate_emails == 0,
-        metadata={"duplicate_phones": duplicate_phones, "duplicate_emails": duplicate_emails},
-    )
-    mismatched: dict[str, dict[str, int]] = {}
-    for upload_id in upload_ids:
-        up = processing.get_upload(team_id, upload_id)
-        counts = {
-            "rows_in": up.total_rows or 0,
-            "accepted": up.accepted_rows or 0,
-            "rejected": up.rejected_rows or 0,
-            "inserted": up.inserted_leads or 0,
-            "merged": up.merged_rows or 0,
-        }
-        balanced = (
-            counts["rows_in"] == counts["accepted"] + counts["rejected"]
-            and counts["accepted"] == counts["inserted"] + counts["merged"]
-        )
-        if not balanced:
-            mismatched[str(upload_id)] = counts
-    yield dg.AssetCheckResult(
-        check_name="rows_in_equal_accepted_rejected_merged",
-        passed=not mismatched,
-        metadata={
-            "uploads_checked": len(upload_ids),
-            "mismatched": dg.MetadataValue.json(mismatched),
-        },
-    )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+
 import dagster as dg
 
 from outreach_assets.partitions import partition_key, teams_partitions
-from outreach_core.uploads.processing import list_pending_uploads
+from outreach_core.uploads.processing import fail_upload, get_upload, list_pending_uploads
 
 ingest_job = dg.define_asset_job(
     "ingest_job",
@@ -29,7 +31,7 @@ def upload_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     new_teams = sorted({str(p.team_id) for p in pending} - known)
     requests = [
         dg.RunRequest(
-            run_key=str(p.upload_id),
+            run_key=p.run_key,
             partition_key=partition_key(p.team_id, p.sector),
             run_config=dg.RunConfig(
                 ops={"validated_records": {"config": {"upload_ids": [str(p.upload_id)]}}}
@@ -44,3 +46,21 @@ def upload_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
             [teams_partitions.build_add_request(new_teams)] if new_teams else []
         ),
     )
+
+
+@dg.run_failure_sensor(
+    monitored_jobs=[ingest_job],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def upload_run_failure_sensor(context: dg.RunFailureSensorContext) -> None:
+    """A run that failed (its retries included) leaves its upload `failed` with the reason,
+    never `processing` forever; `outreach retry` queues it again."""
+    tags = context.dagster_run.tags
+    if "outreach/upload_id" not in tags:
+        return
+    team_id = uuid.UUID(tags["outreach/team_id"])
+    upload_id = uuid.UUID(tags["outreach/upload_id"])
+    if get_upload(team_id, upload_id).status == "completed":
+        return
+    message = context.failure_event.message or "run failed"
+    fail_upload(team_id, upload_id, f"run {context.dagster_run.run_id[:8]} failed: {message[:500]}")

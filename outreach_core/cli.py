@@ -153,6 +153,18 @@ def status(upload_id: uuid.UUID, team: TeamOption) -> None:
     console.print(table)
 
 
+@app.command("retry")
+def retry(upload_id: uuid.UUID, team: TeamOption) -> None:
+    """Queue a failed or stuck upload again (a new run key, so the sensor starts a run)."""
+    from outreach_core.uploads.processing import retry_upload
+
+    try:
+        up = retry_upload(team, upload_id)
+    except LookupError as exc:
+        _fail(str(exc))
+    console.print(f"upload {up.id} queued again (attempt {up.attempt})")
+
+
 @app.command("demo")
 def demo() -> None:
     """Run the ingestion end to end on the embedded default and print what it did."""
@@ -165,11 +177,11 @@ def demo() -> None:
 def dev(api_port: int = 8000, dagster_port: int = 3000) -> None:
     """Start the Dagster UI on this code location and the API, both on loopback."""
     from outreach_core.db.migrate import migrate
-    from outreach_core.instance import write_dagster_yaml
+    from outreach_core.instance import storage_environment, write_dagster_yaml
 
     migrate()
     home = write_dagster_yaml()
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    env = {**os.environ, **storage_environment(), "DAGSTER_HOME": str(home)}
     bin_dir = Path(sys.executable).parent
     api = subprocess.Popen(
         [

@@ -11,6 +11,18 @@ import yaml
 from outreach_core.db.engine import dagster_storage_url, ensure_database
 from outreach_core.settings import Settings, get_settings
 
+STORAGE_URL_ENV = "OUTREACH_DAGSTER_STORAGE_URL"
+
+
+def storage_url(settings: Settings | None = None) -> str:
+    url = dagster_storage_url(settings).set(drivername="postgresql+psycopg2")
+    return url.render_as_string(hide_password=False)
+
+
+def storage_environment(settings: Settings | None = None) -> dict[str, str]:
+    """Environment for processes that open the Dagster instance (`dagster dev`, the demo)."""
+    return {STORAGE_URL_ENV: storage_url(settings)}
+
 
 def write_dagster_yaml(settings: Settings | None = None) -> Path:
     settings = settings or get_settings()
@@ -19,10 +31,13 @@ def write_dagster_yaml(settings: Settings | None = None) -> Path:
     url = dagster_storage_url(settings)
     ensure_database(url)
     # dagster-postgres speaks psycopg2 (SQLAlchemy 2.1 would pick psycopg 3 for a bare
-    # postgresql:// URL). The password stays in the environment, not in this file.
-    storage_url = url.set(drivername="postgresql+psycopg2", password=None).render_as_string()
+    # postgresql:// URL). A password never goes into the file: the URL is then read from
+    # the environment of the processes we start (see storage_environment).
+    storage: object = storage_url(settings)
+    if url.password:
+        storage = {"env": STORAGE_URL_ENV}
     config = {
-        "storage": {"postgres": {"postgres_url": storage_url}},
+        "storage": {"postgres": {"postgres_url": storage}},
         "run_coordinator": {
             "module": "dagster.core.run_coordinator",
             "class": "QueuedRunCoordinator",

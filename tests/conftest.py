@@ -24,7 +24,7 @@ def _server_url() -> URL:
         return make_url(configured).set(drivername="postgresql+psycopg")
     from outreach_core.db.engine import embedded_server_url
 
-    return embedded_server_url(Path(tempfile.gettempdir()) / "outreach-test-pg")
+    return embedded_server_url(Path(tempfile.gettempdir()) / "outreach-test-pg", keep_running=False)
 
 
 def _configure() -> URL:

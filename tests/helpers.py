@@ -41,8 +41,14 @@ def land_file(
     return land(team_id, path.read_bytes(), bucket_id, path.name)
 
 
-def run_sensor_and_jobs(
+def run_sensor_and_jobs_unchecked(
     instance: dg.DagsterInstance, only: set[uuid.UUID] | None = None
+) -> list[dg.ExecuteInProcessResult]:
+    return run_sensor_and_jobs(instance, only, raise_on_error=False)
+
+
+def run_sensor_and_jobs(
+    instance: dg.DagsterInstance, only: set[uuid.UUID] | None = None, raise_on_error: bool = True
 ) -> list[dg.ExecuteInProcessResult]:
     """Evaluate the real upload sensor, then execute the runs it asks for in-process."""
     result = upload_sensor(dg.build_sensor_context(instance=instance, definitions=defs))
@@ -53,7 +59,7 @@ def run_sensor_and_jobs(
     job = defs.resolve_job_def("ingest_job")
     runs = []
     for request in result.run_requests or []:
-        if only is not None and uuid.UUID(request.run_key or "") not in only:
+        if only is not None and uuid.UUID(request.tags["outreach/upload_id"]) not in only:
             continue
         runs.append(
             job.execute_in_process(
@@ -61,6 +67,7 @@ def run_sensor_and_jobs(
                 partition_key=request.partition_key,
                 run_config=request.run_config,
                 tags=request.tags,
+                raise_on_error=raise_on_error,
             )
         )
     return runs

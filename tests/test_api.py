@@ -175,7 +175,7 @@ def test_leads_filters_and_keyset_pagination(client, team, other_team) -> None:
         [
             {
                 "phone": "+12125550000",
-                "email": None,
+                "email": "theirs@x.com",
                 "city": "Brooklyn",
                 "state": "NY",
                 "bucket": "ny-construction-plumbers",
@@ -205,11 +205,19 @@ def test_leads_filters_and_keyset_pagination(client, team, other_team) -> None:
 
 def test_datalake_listing_is_scoped_to_the_team(api_server, client, team, other_team) -> None:
     post_upload(client)
+    other = {"Authorization": f"Bearer {other_team.api_key}"}
+    their_upload = httpx.post(
+        f"{api_server.base_url}/v1/uploads",
+        headers=other,
+        files={"file": ("theirs.csv", CSV, "text/csv")},
+        data={"bucket_id": "ny-construction-plumbers"},
+    )
+    assert their_upload.status_code == 202
     mine = client.get("/v1/datalake/files").json()["keys"]
     assert mine and all(k.startswith("business/ny/") for k in mine)
-    other = {"Authorization": f"Bearer {other_team.api_key}"}
     theirs = httpx.get(f"{api_server.base_url}/v1/datalake/files", headers=other).json()["keys"]
-    assert not set(theirs) & set(mine)
+    assert theirs and not set(theirs) & set(mine)
+    assert f"{their_upload.json()['upload_id']}.csv" not in " ".join(mine)
     for prefix in (
         "../",
         f"../team_{other_team.team_id}",
@@ -220,3 +228,49 @@ def test_datalake_listing_is_scoped_to_the_team(api_server, client, team, other_
     ):
         response = client.get("/v1/datalake/files", params={"prefix": prefix})
         assert response.status_code == 400, prefix
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"city": "a\x00"}, {"bucket": "\x00"}, {"state": "N\x00"}, {"after": str(2**63)}],
+)
+def test_leads_filters_that_postgres_cannot_hold_are_422(client, params) -> None:
+    response = client.get("/v1/leads", params=params)
+    assert response.status_code == 422, response.text
+
+
+def test_nul_in_description_is_422_and_stores_nothing(client, team) -> None:
+    response = post_upload(client, description="bad\x00desc")
+    assert response.status_code == 422
+    assert "NUL" in response.json()["detail"]
+    assert uploads_count(team.team_id) == 0
+    assert client.get("/v1/datalake/files").json()["keys"] == []
+
+
+def test_truncated_or_absurd_multipart_bodies_are_400(client, team) -> None:
+    truncated = (
+        b'--x\r\nContent-Disposition: form-data; name="bucket_id"\r\n\r\n'
+        b'ny-construction-plumbers\r\n--x\r\nContent-Disposition: form-data; name="file"; '
+        b'filename="l.csv"\r\n\r\nPhone\n2125550100\n'
+    )
+    cut = client.post(
+        "/v1/uploads",
+        content=truncated,
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert cut.status_code == 400 and "closing boundary" in cut.json()["detail"]
+    huge_boundary = client.post(
+        "/v1/uploads",
+        content=b"--" + b"a" * 5000,
+        headers={"Content-Type": "multipart/form-data; boundary=" + "a" * 5000},
+    )
+    assert huge_boundary.status_code == 400
+    assert uploads_count(team.team_id) == 0
+
+
+def test_idempotency_key_reused_for_another_file_is_422(client, team) -> None:
+    assert post_upload(client, idempotency_key="k-1").status_code == 202
+    other = post_upload(client, data=CSV + b"Other,2125550111,\n", idempotency_key="k-1")
+    assert other.status_code == 422
+    assert "different file" in other.json()["detail"]
+    assert uploads_count(team.team_id) == 1

@@ -13,7 +13,14 @@ from outreach_core.catalog import load_catalog
 from outreach_core.db.engine import tenant_session
 from outreach_core.db.tables import BucketIndex, Lead, UploadRejection
 from outreach_core.uploads.processing import get_upload
-from tests.helpers import csv_bytes, ingest, lake_for, land, run_sensor_and_jobs
+from tests.helpers import (
+    csv_bytes,
+    ingest,
+    lake_for,
+    land,
+    run_sensor_and_jobs,
+    run_sensor_and_jobs_unchecked,
+)
 
 
 @pytest.fixture
@@ -265,3 +272,31 @@ def test_kill_9_during_load_then_rerun_loses_and_duplicates_nothing(
 
     assert partial < len(contacts(other_team.team_id))
     assert contacts(team.team_id) == contacts(other_team.team_id)
+
+
+def test_failed_run_marks_the_upload_failed_and_retry_processes_it(instance, team) -> None:
+    from outreach_assets.sensors import upload_run_failure_sensor
+    from outreach_core.uploads.processing import retry_upload
+
+    upload = land(team.team_id, csv_bytes([row("2125550188", "")]))
+    raw = lake_for(team.team_id).store
+    data = raw.get_bytes(upload.storage_key)
+    raw.delete(upload.storage_key)  # the run will fail reading it
+    [run] = run_sensor_and_jobs_unchecked(instance, {upload.id})
+    assert not run.success
+    failure = next(e for e in run.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+    context = dg.build_run_status_sensor_context(
+        sensor_name=upload_run_failure_sensor.name,
+        dagster_instance=instance,
+        dagster_run=run.dagster_run,
+        dagster_event=failure,
+    ).for_run_failure()
+    upload_run_failure_sensor(context)
+    failed = get_upload(team.team_id, upload.id)
+    assert failed.status == "failed" and "failed" in (failed.error or "")
+
+    raw.put_bytes(upload.storage_key, data)
+    again = retry_upload(team.team_id, upload.id)
+    assert again.attempt == 1 and again.status == "received"
+    [done] = ingest(instance, again)
+    assert done.status == "completed" and done.inserted_leads == 1

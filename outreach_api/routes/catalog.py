@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
-from outreach_api.deps import Lake, TeamId
+from outreach_api.deps import NO_NUL, Lake, TeamId
 from outreach_core.catalog import Bucket, load_catalog
 from outreach_core.datalake import InvalidKey
 
@@ -39,8 +39,8 @@ class BucketOut(BaseModel):
 @router.get("/v1/buckets", response_model=list[BucketOut])
 def list_buckets(
     _: TeamId,
-    sector: Annotated[str | None, Query(max_length=60)] = None,
-    state: Annotated[str | None, Query(max_length=2)] = None,
+    sector: Annotated[str | None, Query(max_length=60, pattern=NO_NUL)] = None,
+    state: Annotated[str | None, Query(max_length=2, pattern=NO_NUL)] = None,
 ) -> list[BucketOut]:
     buckets = load_catalog().buckets.values()
     return [

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select
 
-from outreach_api.deps import TeamId
+from outreach_api.deps import MAX_BIGINT, NO_NUL, TeamId
 from outreach_core.db.engine import tenant_session
 from outreach_core.db.tables import Lead
 
@@ -52,12 +52,14 @@ class LeadsPage(BaseModel):
 @router.get("", response_model=LeadsPage)
 def list_leads(
     team_id: TeamId,
-    bucket: Annotated[str | None, Query(max_length=120)] = None,
-    state: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
-    city: Annotated[str | None, Query(max_length=200)] = None,
+    bucket: Annotated[str | None, Query(max_length=120, pattern=NO_NUL)] = None,
+    state: Annotated[str | None, Query(min_length=2, max_length=2, pattern=NO_NUL)] = None,
+    city: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     has_phone: bool | None = None,
     has_email: bool | None = None,
-    after: Annotated[int | None, Query(ge=0, description="id of the last lead seen")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_BIGINT, description="id of the last lead seen")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> LeadsPage:
     query = select(Lead).where(Lead.team_id == team_id)

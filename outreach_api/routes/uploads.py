@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from outreach_api.deps import Lake, TeamId
+from outreach_api.deps import MAX_BIGINT, Lake, TeamId
 from outreach_api.multipart import parse_upload_form
 from outreach_core.catalog import load_catalog
 from outreach_core.db.engine import tenant_session
@@ -150,7 +150,7 @@ def get_upload(upload_id: uuid.UUID, team_id: TeamId) -> UploadOut:
 def list_rejections(
     upload_id: uuid.UUID,
     team_id: TeamId,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_BIGINT)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> RejectionsPage:
     """Rejected rows with their reasons, by row number (keyset pagination)."""

@@ -16,17 +16,20 @@ from sqlalchemy.orm import Session
 from outreach_core.settings import Settings, get_settings
 
 DATABASE_NAME = "outreach"
+_EMBEDDED: list[object] = []
 DAGSTER_DATABASE_NAME = "outreach_dagster"
 
 
-def embedded_server_url(home: Path) -> URL:
-    """Start (or reuse) the embedded PostgreSQL under `home` and return its owner URL."""
+def embedded_server_url(home: Path, keep_running: bool = True) -> URL:
+    """Start (or reuse) the embedded PostgreSQL under `home` and return its owner URL.
+    By default it keeps running for the next command (demo, dev, CLI); tests stop it when
+    their process ends."""
     import pgserver  # heavy import, only needed for the embedded default
 
     pgdata = (home / "pgdata").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    # cleanup_mode=None leaves the server running for the next command (demo, dev, CLI).
-    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    server = pgserver.get_server(pgdata, cleanup_mode=None if keep_running else "stop")
+    _EMBEDDED.append(server)  # its handle must live as long as we use it
     return make_url(server.get_uri()).set(drivername="postgresql+psycopg")
 
 

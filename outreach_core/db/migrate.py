@@ -26,14 +26,42 @@ def ensure_app_role(url: URL, role: str, password: str | None) -> None:
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            exists = conn.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role})
-            verb = "ALTER" if exists else "CREATE"
+            existing = conn.execute(
+                text(
+                    "SELECT rolcanlogin, rolsuper, rolbypassrls, rolcreatedb, rolcreaterole "
+                    "FROM pg_roles WHERE rolname = :r"
+                ),
+                {"r": role},
+            ).one_or_none()
             options = "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
             # Identifiers cannot be bound parameters; the role name comes from our settings.
             quoted = conn.dialect.identifier_preparer.quote(role)
-            conn.execute(text(f"{verb} ROLE {quoted} {options}"))
+            if existing is None:
+                conn.execute(text(f"CREATE ROLE {quoted} {options}"))
+            elif tuple(existing) != (True, False, False, False, False):
+                # On managed servers an administrator creates the role; we only fix it when
+                # it could bypass RLS or cannot log in (and say so if we may not).
+                conn.execute(text(f"ALTER ROLE {quoted} {options}"))
             if password:
-                conn.execute(text(f"ALTER ROLE {quoted} PASSWORD :p").bindparams(p=password))
+                # Utility statements take no bind parameters; quote the literal server-side
+                # so the password never appears in the statement text or a traceback.
+                conn.execute(
+                    text(
+                        "SELECT set_config('outreach.role', :r, false), "
+                        "set_config('outreach.pw', :p, false)"
+                    ),
+                    {"r": role, "p": password},
+                )
+                try:
+                    conn.execute(
+                        text(
+                            "DO $$BEGIN EXECUTE format('ALTER ROLE %I PASSWORD %L', "
+                            "current_setting('outreach.role'), current_setting('outreach.pw'));"
+                            " END$$"
+                        )
+                    )
+                finally:
+                    conn.execute(text("RESET outreach.pw"))
     finally:
         engine.dispose()
 

@@ -90,6 +90,8 @@ class Upload(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # Bumped by `outreach retry`: each attempt is a new run key for the upload sensor.
+    attempt: Mapped[int] = mapped_column(Integer, server_default="0")
     # received -> processing -> completed | failed
     status: Mapped[str] = mapped_column(String(20), server_default="received")
     error: Mapped[str | None] = mapped_column(Text)

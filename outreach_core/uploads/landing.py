@@ -58,6 +58,16 @@ def clean_filename(name: str | None) -> str:
     return base[:255] or "upload.csv"
 
 
+def _same_request(earlier: Upload, sha256: str, bucket: Bucket) -> Upload:
+    """A retry must carry the same file for the same bucket; anything else is a client bug
+    that would otherwise silently drop the new file."""
+    if earlier.sha256 != sha256 or earlier.bucket_id != bucket.id:
+        raise InvalidUpload(
+            f"Idempotency-Key was already used for a different file or bucket (upload {earlier.id})"
+        )
+    return earlier
+
+
 def find_by_idempotency_key(team_id: uuid.UUID, key: str) -> Upload | None:
     with tenant_session(team_id) as session:
         return session.scalar(
@@ -89,20 +99,23 @@ def land_upload(
     idempotency_key: str | None = None,
 ) -> Landed:
     team_id = lake.team_id
-    if idempotency_key is not None:
-        if not _IDEMPOTENCY_KEY.match(idempotency_key):
-            raise InvalidUpload("Idempotency-Key must be 1-200 printable ASCII characters")
-        earlier = find_by_idempotency_key(team_id, idempotency_key)
-        if earlier is not None:
-            return Landed(earlier, created=False)
-    if description is not None and len(description) > 2000:
-        raise InvalidUpload("description is longer than 2000 characters")
+    if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
+        raise InvalidUpload("Idempotency-Key must be 1-200 printable ASCII characters")
+    if description is not None:
+        if len(description) > 2000:
+            raise InvalidUpload("description is longer than 2000 characters")
+        if "\x00" in description:
+            raise InvalidUpload("description contains a NUL character")
 
     upload_id = uuid.uuid4()
     key = lake.raw_key(bucket, upload_id)
     with tempfile.TemporaryDirectory(prefix="outreach-upload-") as tmp:
         spooled = Path(tmp) / "raw.csv"
         size, sha256 = spool(chunks, spooled, get_settings().max_upload_bytes)
+        if idempotency_key is not None:
+            earlier = find_by_idempotency_key(team_id, idempotency_key)
+            if earlier is not None:
+                return Landed(_same_request(earlier, sha256, bucket), created=False)
         lake.put_file(key, spooled)
 
     row = {
@@ -130,7 +143,7 @@ def land_upload(
         lake.store.delete(key)
         earlier = find_by_idempotency_key(team_id, idempotency_key)
         assert earlier is not None
-        return Landed(earlier, created=False)
+        return Landed(_same_request(earlier, sha256, bucket), created=False)
     with tenant_session(team_id) as session:
         upload = session.get_one(Upload, (team_id, upload_id))
     return Landed(upload, created=True)

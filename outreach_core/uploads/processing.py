@@ -23,13 +23,13 @@ from typing import IO
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from outreach_core.catalog import Bucket, load_catalog
 from outreach_core.datalake import TeamLake
 from outreach_core.db.engine import system_session, tenant_session
-from outreach_core.db.tables import BucketIndex, Upload, UploadRejection
+from outreach_core.db.tables import BucketIndex, Lead, Upload, UploadRejection
 from outreach_core.ingest import STANDARD_COLUMNS, IngestError, read_chunks, write_csv_safely
 from outreach_core.leads.dedup import group_leaders, merge_groups
 from outreach_core.leads.loader import load_batches
@@ -285,7 +285,17 @@ def process_upload(lake: TeamLake, upload: Upload, progress: Progress = _quiet) 
 
 
 def build_bucket_index(lake: TeamLake, bucket: Bucket, progress: Progress = _quiet) -> dict:
-    """Counts over every processed file of the bucket, each contact counted once."""
+    """Counts over every processed file of the bucket, each contact counted once. Two runs
+    of one team and bucket take turns, so neither overwrites the other's newer index."""
+    with system_session() as session:
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+            {"k": f"index:{lake.team_id}:{bucket.id}"},
+        )
+        return _build_bucket_index(lake, bucket, progress)
+
+
+def _build_bucket_index(lake: TeamLake, bucket: Bucket, progress: Progress) -> dict:
     prefix = lake.bucket_key(bucket, "processed")
     keys = [k for k in lake.list(prefix.removeprefix(lake.root + "/")) if k.endswith(".parquet")]
     with tempfile.TemporaryDirectory(prefix="outreach-index-") as tmp:
@@ -366,18 +376,30 @@ def load_leads(lake: TeamLake, upload: Upload, progress: Progress = _quiet) -> L
             for f in _batches(path, get_settings().lead_batch_rows)
         )
         counts = load_batches(upload.team_id, upload.id, batches, source, progress=report)
-    inserted, merged, changed = counts.inserted, counts.merged, counts.changed
-    fresh = get_upload(upload.team_id, upload.id)
-    in_file = (fresh.accepted_rows or 0) - (inserted + merged)
+    changed = counts.changed
+    # Counted from the database, not from this attempt: a load resumed after a crash must
+    # still report the leads its first attempt created.
+    with tenant_session(upload.team_id) as session:
+        inserted = (
+            session.scalar(
+                select(func.count())
+                .select_from(Lead)
+                .where(Lead.team_id == upload.team_id, Lead.source_upload_id == upload.id)
+            )
+            or 0
+        )
+    # Every accepted row either created a lead or merged into one (in the file or already
+    # in the team).
+    merged = (get_upload(upload.team_id, upload.id).accepted_rows or 0) - inserted
     _set(
         upload.team_id,
         upload.id,
         status="completed",
         inserted_leads=inserted,
-        merged_rows=merged + in_file,
+        merged_rows=merged,
         finished_at=datetime.now(UTC),
     )
-    return LeadsLoaded(upload.id, inserted, merged + in_file, changed)
+    return LeadsLoaded(upload.id, inserted, merged, changed)
 
 
 @dataclass(frozen=True)
@@ -385,6 +407,11 @@ class PendingUpload:
     team_id: uuid.UUID
     upload_id: uuid.UUID
     sector: str
+    attempt: int
+
+    @property
+    def run_key(self) -> str:
+        return str(self.upload_id) if self.attempt == 0 else f"{self.upload_id}:{self.attempt}"
 
 
 def list_pending_uploads(limit: int = 200) -> list[PendingUpload]:
@@ -392,7 +419,21 @@ def list_pending_uploads(limit: int = 200) -> list[PendingUpload]:
     through a SECURITY DEFINER function that returns ids and nothing else."""
     with system_session() as session:
         rows = session.execute(
-            text("SELECT team_id, upload_id, sector FROM outreach_pending_uploads(:n)"),
+            text("SELECT team_id, upload_id, sector, attempt FROM outreach_pending_uploads(:n)"),
             {"n": limit},
         )
-        return [PendingUpload(r.team_id, r.upload_id, r.sector) for r in rows]
+        return [PendingUpload(r.team_id, r.upload_id, r.sector, r.attempt) for r in rows]
+
+
+def retry_upload(team_id: uuid.UUID, upload_id: uuid.UUID) -> Upload:
+    """Queue a failed or stuck upload again; the sensor starts a fresh run for it."""
+    with tenant_session(team_id) as session:
+        upload = session.scalar(
+            update(Upload)
+            .where(Upload.team_id == team_id, Upload.id == upload_id, Upload.status != "completed")
+            .values(status="received", error=None, attempt=Upload.attempt + 1)
+            .returning(Upload)
+        )
+    if upload is None:
+        raise LookupError(f"no upload {upload_id} to retry (unknown, or already completed)")
+    return upload

@@ -85,6 +85,7 @@ def upgrade() -> None:
         sa.Column("size_bytes", sa.BigInteger(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("idempotency_key", sa.String(length=200), nullable=True),
+        sa.Column("attempt", sa.Integer(), server_default="0", nullable=False),
         sa.Column("status", sa.String(length=20), server_default="received", nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("total_rows", sa.BigInteger(), nullable=True),
@@ -210,6 +211,10 @@ def upgrade() -> None:
 
     # The only cross-tenant reads the application may make, each narrow and owned by the
     # migration role: resolving an API key to its team, and listing uploads awaiting a run.
+    # FORCE makes the policies bind the owner too, so these functions (which run as the
+    # owner) need a read policy of their own; superuser owners would not, managed ones do.
+    for table in ("api_keys", "uploads"):
+        op.execute(f"CREATE POLICY owner_lookup ON {table} FOR SELECT TO CURRENT_USER USING (true)")
     op.execute("""
         CREATE FUNCTION outreach_resolve_api_key(p_key_hash text) RETURNS uuid
         LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
@@ -218,9 +223,9 @@ def upgrade() -> None:
     """)
     op.execute("""
         CREATE FUNCTION outreach_pending_uploads(p_limit integer)
-        RETURNS TABLE (team_id uuid, upload_id uuid, sector text, created_at timestamptz)
+        RETURNS TABLE (team_id uuid, upload_id uuid, sector text, attempt integer)
         LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-            SELECT team_id, id, sector, created_at FROM uploads
+            SELECT team_id, id, sector, attempt FROM uploads
             WHERE status = 'received' ORDER BY created_at, id LIMIT p_limit
         $$
     """)
