@@ -51,16 +51,20 @@ def run_stages(lake, upload) -> dict[str, float]:  # type: ignore[no-untyped-def
     t = time.perf_counter()
     validated = processing.validate_upload(lake, upload)
     timings["validate_s"] = time.perf_counter() - t
+    timings["rss_after_validate_mb"] = peak_rss_mb()
     assert validated is not None
     t = time.perf_counter()
     processing.process_upload(lake, upload)
     timings["process_s"] = time.perf_counter() - t
+    timings["rss_after_process_mb"] = peak_rss_mb()
     t = time.perf_counter()
     processing.build_bucket_index(lake, load_catalog().get(upload.bucket_id))
     timings["index_s"] = time.perf_counter() - t
+    timings["rss_after_index_mb"] = peak_rss_mb()
     t = time.perf_counter()
     loaded = processing.load_leads(lake, upload)
     timings["leads_s"] = time.perf_counter() - t
+    timings["rss_after_leads_mb"] = peak_rss_mb()
     timings["inserted"] = loaded.inserted
     timings["merged"] = loaded.merged
     timings["rejected"] = validated.rejected
@@ -100,7 +104,9 @@ def main() -> None:
     print(
         f"new rows:  {args.rows:,} rows in {first_s:.1f} s "
         f"({args.rows / first_s:,.0f} rows/s); land {land_s:.1f} s; "
-        + ", ".join(f"{k} {v:.2f}" if k.endswith("_s") else f"{k} {v:,}" for k, v in first.items())
+        + ", ".join(
+            f"{k} {v:,.2f}" if isinstance(v, float) else f"{k} {v:,}" for k, v in first.items()
+        )
     )
     for stage in ("validate_s", "process_s", "index_s", "leads_s"):
         print(f"  {stage[:-2]:<9} {args.rows / first[stage]:>12,.0f} rows/s")
@@ -112,7 +118,9 @@ def main() -> None:
     print(
         f"duplicates: {args.rows:,} rows in {second_s:.1f} s "
         f"({args.rows / second_s:,.0f} rows/s); "
-        + ", ".join(f"{k} {v:.2f}" if k.endswith("_s") else f"{k} {v:,}" for k, v in second.items())
+        + ", ".join(
+            f"{k} {v:,.2f}" if isinstance(v, float) else f"{k} {v:,}" for k, v in second.items()
+        )
     )
 
     dagster_overhead_s = None

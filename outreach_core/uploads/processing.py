@@ -15,6 +15,7 @@ import tempfile
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -298,17 +299,9 @@ def build_bucket_index(lake: TeamLake, bucket: Bucket, progress: Progress = _qui
 def _build_bucket_index(lake: TeamLake, bucket: Bucket, progress: Progress) -> dict:
     prefix = lake.bucket_key(bucket, "processed")
     keys = [k for k in lake.list(prefix.removeprefix(lake.root + "/")) if k.endswith(".parquet")]
-    with tempfile.TemporaryDirectory(prefix="outreach-index-") as tmp:
-        work = Path(tmp)
-        frames = []
-        for key in keys:
-            with lake.local_copy(key, work) as path:
-                frames.append(
-                    pl.scan_parquet(path)
-                    .select("phone", "email", "state", "county", "city", "sic_code")
-                    .collect()
-                )
-        index = _index(pl.concat(frames) if frames else None, bucket)
+    with tempfile.TemporaryDirectory(prefix="outreach-index-") as tmp, ExitStack() as files:
+        paths = [files.enter_context(lake.local_copy(key, Path(tmp))) for key in keys]
+        index = _index(paths, bucket)
     lake.put_bytes(lake.index_key(bucket), json.dumps(index, indent=1).encode())
     with tenant_session(lake.team_id) as session:
         stmt = insert(BucketIndex).values(
@@ -324,31 +317,45 @@ def _build_bucket_index(lake: TeamLake, bucket: Bucket, progress: Progress) -> d
     return index
 
 
-def _index(frame: pl.DataFrame | None, bucket: Bucket) -> dict:
-    empty = {"leads": 0, "with_phone": 0, "with_email": 0, "needs_skip_trace": 0}
+def _index(paths: list[Path], bucket: Bucket) -> dict:
     result: dict = {
         "bucket_id": bucket.id,
         "updated_at": datetime.now(UTC).isoformat(),
-        "totals": empty,
+        "totals": {"leads": 0, "with_phone": 0, "with_email": 0, "needs_skip_trace": 0},
         "byState": {},
         "byCounty": {},
         "byCity": {},
         "bySic": {},
     }
-    if frame is None or frame.height == 0:
+    if not paths:
         return result
-    key = pl.coalesce(pl.col("phone"), pl.col("email"))
-    unique = frame.with_columns(key.alias("_key")).unique("_key", keep="first")
+    # One file at a time, kept compact: a 64-bit hash of the contact key (a collision would
+    # only miscount one contact in an index), flags, and the dimensions as categoricals.
+    # A contact in several uploads counts once.
+    dims = ("state", "county", "city", "sic_code")
+    frames = [
+        pl.read_parquet(path, columns=["phone", "email", *dims]).select(
+            pl.coalesce("phone", "email").hash(seed=0).alias("_key"),
+            pl.col("phone").is_not_null().alias("has_phone"),
+            pl.col("email").is_not_null().alias("has_email"),
+            *(pl.col(d).cast(pl.Categorical) for d in dims),
+        )
+        for path in paths
+    ]
+    contacts = pl.concat(frames).unique(subset="_key", keep="first", maintain_order=True)
+    del frames
     result["totals"] = {
-        "leads": unique.height,
-        "with_phone": unique["phone"].is_not_null().sum(),
-        "with_email": unique["email"].is_not_null().sum(),
+        "leads": contacts.height,
+        "with_phone": int(contacts["has_phone"].sum()),
+        "with_email": int(contacts["has_email"].sum()),
         # No phone: someone has to find one before this lead can be texted.
-        "needs_skip_trace": unique["phone"].is_null().sum(),
+        "needs_skip_trace": int((~contacts["has_phone"]).sum()),
     }
 
     def counts(expr: pl.Expr) -> dict[str, int]:
-        grouped = unique.select(expr.alias("k")).drop_nulls().group_by("k").len().sort("k")
+        grouped = (
+            contacts.select(expr.cast(pl.String).alias("k")).drop_nulls().group_by("k").len()
+        ).sort("k")
         return dict(zip(grouped["k"].to_list(), grouped["len"].to_list(), strict=True))
 
     result["byState"] = counts(pl.col("state"))
