@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     DateTime,
     ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -213,6 +216,113 @@ class BucketIndex(Base):
     sector: Mapped[str] = mapped_column(String(60))
     index: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime] = _now()
+
+
+# ------------------------------------------------------------------ enrichment cost control
+
+
+class ProviderRateWindow(Base):
+    """Provider-wide fixed-window request counters (not tenant data: every team shares the
+    provider's limits). One row per provider, window kind and UTC-aligned window start."""
+
+    __tablename__ = "provider_rate_windows"
+    __table_args__ = (CheckConstraint("\"window\" IN ('minute', 'hour', 'day')", name="window"),)
+
+    provider: Mapped[str] = mapped_column(String(40), primary_key=True)
+    window: Mapped[str] = mapped_column(String(10), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(primary_key=True)
+    used: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+class ProviderPause(Base):
+    """Set after a 429: no process sends to `provider` before `until`."""
+
+    __tablename__ = "provider_pauses"
+
+    provider: Mapped[str] = mapped_column(String(40), primary_key=True)
+    until: Mapped[datetime]
+
+
+class CostLedger(Base):
+    __tablename__ = "cost_ledger"
+    __table_args__ = (
+        ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["team_id", "upload_id"], ["uploads.team_id", "uploads.id"]),
+        CheckConstraint("units >= 0 AND amount >= 0", name="non_negative"),
+        Index("ix_cost_ledger_team_time", "team_id", "created_at"),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    operation: Mapped[str] = mapped_column(String(60))
+    units: Mapped[int] = mapped_column(Integer)
+    unit_cost: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    amount: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    upload_id: Mapped[uuid.UUID | None]
+    # No campaigns table yet; becomes a composite reference when there is one.
+    campaign_id: Mapped[uuid.UUID | None]
+    reference: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+
+
+class TeamBudget(Base):
+    __tablename__ = "team_budgets"
+    __table_args__ = (
+        ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
+        CheckConstraint("enrichment_monthly_cap >= 0", name="cap_non_negative"),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    # NULL: no cap.
+    enrichment_monthly_cap: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    updated_at: Mapped[datetime] = _now()
+
+
+class BudgetReservation(Base):
+    """Money set aside before a paid call; a crashed run's reservations stop counting
+    after `expires_at`."""
+
+    __tablename__ = "budget_reservations"
+    __table_args__ = (
+        ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
+        CheckConstraint("amount >= 0", name="non_negative"),
+        Index("ix_budget_reservations_team_expiry", "team_id", "expires_at"),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    amount: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    created_at: Mapped[datetime] = _now()
+    expires_at: Mapped[datetime]
+
+
+class EnrichmentCache(Base):
+    """One row per person identity per team: a claim while a run is asking the provider
+    (`pending`), then the answer (`matched` / `no_match`) until `expires_at`."""
+
+    __tablename__ = "enrichment_cache"
+    __table_args__ = (
+        ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
+        CheckConstraint("status IN ('pending', 'matched', 'no_match')", name="status"),
+        Index(
+            "ix_enrichment_cache_person",
+            "team_id",
+            "apollo_person_id",
+            postgresql_where=text("apollo_person_id IS NOT NULL"),
+        ),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    identity_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    status: Mapped[str] = mapped_column(String(20))
+    apollo_person_id: Mapped[str | None] = mapped_column(String(64))
+    result: Mapped[dict[str, Any] | None]
+    credits: Mapped[int] = mapped_column(Integer, server_default="0")
+    claimed_by: Mapped[str | None] = mapped_column(Text)
+    claimed_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
 
 
 TENANT_TABLES: tuple[str, ...] = tuple(

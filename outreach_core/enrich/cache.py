@@ -1,0 +1,148 @@
+"""Dedup cache of paid lookups, keyed per team by ``MatchInput.identity_key()``.
+
+``claim`` is one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE ... RETURNING``: the unique
+key decides who pays, never a check-then-insert. A run that gets ``CLAIMED`` calls the
+provider and then ``store``s the answer (in the same transaction as the ledger rows);
+others get ``CACHED`` (fresh answer: no call, no charge) or ``BUSY`` (someone else holds a
+fresh pending claim: come back later).
+
+Claim in a short transaction and commit it before calling the provider: the claimed row
+stays locked until that transaction ends, and other runs' claims wait on it meanwhile.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Session
+
+__all__ = [
+    "DEFAULT_STALE_AFTER",
+    "DEFAULT_WINDOW_DAYS",
+    "ClaimOutcome",
+    "ClaimResult",
+    "claim",
+    "store",
+]
+
+DEFAULT_WINDOW_DAYS = 30
+# A pending claim older than this belongs to a run that died; another run may take over.
+DEFAULT_STALE_AFTER = timedelta(minutes=10)
+_ANSWERS = ("matched", "no_match")
+
+
+class ClaimOutcome(StrEnum):
+    CLAIMED = "claimed"  # call the provider, then store()
+    CACHED = "cached"  # fresh answer below: no call, no charge
+    BUSY = "busy"  # another run holds a fresh pending claim
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    outcome: ClaimOutcome
+    status: str | None = None  # matched | no_match when CACHED
+    apollo_person_id: str | None = None
+    result: dict[str, Any] | None = None
+    credits: int = 0
+    claimed_by: str | None = None
+
+
+_CLAIM = text("""
+    INSERT INTO enrichment_cache AS c
+        (team_id, identity_key, status, credits, claimed_by, claimed_at, expires_at)
+    VALUES (:t, :k, 'pending', 0, :run, now(), now() + :window)
+    ON CONFLICT (team_id, identity_key) DO UPDATE
+    SET status = 'pending', apollo_person_id = NULL, result = NULL, credits = 0,
+        claimed_by = EXCLUDED.claimed_by, claimed_at = now(), expires_at = EXCLUDED.expires_at
+    WHERE c.expires_at <= now()
+       OR (c.status = 'pending'
+           AND (c.claimed_at < now() - :stale OR c.claimed_by = EXCLUDED.claimed_by))
+    RETURNING c.identity_key
+""")
+_READ = text("""
+    SELECT status, apollo_person_id, result, credits, claimed_by FROM enrichment_cache
+    WHERE team_id = :t AND identity_key = :k
+""")
+
+
+def claim(
+    session: Session,
+    team_id: uuid.UUID,
+    identity_key: str,
+    run_id: str,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+    *,
+    stale_after: timedelta = DEFAULT_STALE_AFTER,
+) -> ClaimResult:
+    """Claim the right to pay for ``identity_key`` (``session``: a tenant session).
+
+    Claimed when there is no entry, the entry expired, the pending claim is stale, or the
+    pending claim is this ``run_id``'s own (a retried step)."""
+    params = {
+        "t": team_id,
+        "k": identity_key,
+        "run": run_id,
+        "window": timedelta(days=window_days),
+        "stale": stale_after,
+    }
+    if session.execute(_CLAIM, params).first() is not None:
+        return ClaimResult(ClaimOutcome.CLAIMED, status="pending", claimed_by=run_id)
+    # ON CONFLICT waited for any concurrent claimer and locked the row; under READ
+    # COMMITTED this read sees the committed state that made the WHERE false.
+    row = session.execute(_READ, {"t": team_id, "k": identity_key}).one()
+    if row.status in _ANSWERS:
+        return ClaimResult(
+            ClaimOutcome.CACHED,
+            status=row.status,
+            apollo_person_id=row.apollo_person_id,
+            result=row.result,
+            credits=row.credits,
+            claimed_by=row.claimed_by,
+        )
+    return ClaimResult(ClaimOutcome.BUSY, status=row.status, claimed_by=row.claimed_by)
+
+
+def store(
+    session: Session,
+    team_id: uuid.UUID,
+    identity_key: str,
+    status: str,
+    person_id: str | None,
+    result: dict[str, Any] | None,
+    credits: int,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+    *,
+    run_id: str | None = None,
+) -> None:
+    """Record the provider's answer; it is served as CACHED for ``window_days``."""
+    if status not in _ANSWERS:
+        raise ValueError(f"status must be one of {_ANSWERS}")
+    stmt = text("""
+        INSERT INTO enrichment_cache AS c (team_id, identity_key, status, apollo_person_id,
+            result, credits, claimed_by, claimed_at, expires_at)
+        VALUES (:t, :k, :status, :pid, :result, :credits, :run, now(), now() + :window)
+        ON CONFLICT (team_id, identity_key) DO UPDATE
+        SET status = EXCLUDED.status, apollo_person_id = EXCLUDED.apollo_person_id,
+            result = EXCLUDED.result, credits = EXCLUDED.credits,
+            claimed_by = coalesce(EXCLUDED.claimed_by, c.claimed_by),
+            expires_at = EXCLUDED.expires_at
+    """).bindparams(bindparam("result", type_=JSONB))
+    session.execute(
+        stmt,
+        {
+            "t": team_id,
+            "k": identity_key,
+            "status": status,
+            "pid": person_id,
+            "result": result,
+            "credits": credits,
+            "run": run_id,
+            "window": timedelta(days=window_days),
+        },
+    )

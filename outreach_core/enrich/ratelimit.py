@@ -1,0 +1,175 @@
+"""A provider rate limiter whose state lives in PostgreSQL, so the limits hold across
+threads, processes and concurrent Dagster runs (DESIGN.md, Scale-out).
+
+Fixed windows aligned to UTC (minute, hour, day). Taking a request slot is one
+``INSERT ... ON CONFLICT DO UPDATE ... WHERE used < limit RETURNING`` per window, all in
+one transaction: if any window is full the transaction rolls back (no slot is taken in the
+others) and the caller sleeps until that window ends. A 429 stores a provider-wide pause
+that every process honours before its next request.
+
+Implements the Apollo client's ``RequestGate``::
+
+    limiter = PgRateLimiter(app_engine(), "apollo", {"minute": 50, "hour": 200, "day": 600})
+    with ApolloClient(url, key, gate=limiter) as apollo, limiter.in_flight():
+        ...
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine, text
+
+from outreach_core.enrich.apollo_client import QuotaInfo
+from outreach_core.enrich.errors import RateLimited
+
+__all__ = ["WINDOW_SECONDS", "PgRateLimiter", "window_start"]
+
+logger = logging.getLogger(__name__)
+
+# Largest first: every process locks the window rows in the same order.
+WINDOW_SECONDS: dict[str, int] = {"day": 86_400, "hour": 3_600, "minute": 60}
+
+_TAKE = text("""
+    INSERT INTO provider_rate_windows AS w (provider, "window", window_start, used)
+    VALUES (:provider, :window, :start, 1)
+    ON CONFLICT (provider, "window", window_start)
+    DO UPDATE SET used = w.used + 1 WHERE w.used < :limit
+    RETURNING w.used
+""")
+_PAUSED_UNTIL = text("SELECT until FROM provider_pauses WHERE provider = :provider")
+_PAUSE = text("""
+    INSERT INTO provider_pauses AS p (provider, until) VALUES (:provider, :until)
+    ON CONFLICT (provider) DO UPDATE SET until = GREATEST(p.until, EXCLUDED.until)
+""")
+_PURGE = text("""
+    DELETE FROM provider_rate_windows WHERE provider = :provider AND window_start < :cutoff
+""")
+
+
+def window_start(window: str, now: float) -> float:
+    """Start (epoch seconds) of the UTC-aligned fixed window containing ``now``."""
+    size = WINDOW_SECONDS[window]
+    return now - (now % size)
+
+
+def _ts(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+class PgRateLimiter:
+    """``RequestGate`` backed by ``provider_rate_windows`` and ``provider_pauses``.
+
+    ``limits`` maps window kind (``minute``/``hour``/``day``) to requests allowed per
+    window; one HTTP request (a bulk_match of 10 people included) takes one slot.
+    ``max_wait``: when the next free slot is further away than this many seconds,
+    ``before_request`` raises ``RateLimited`` instead of sleeping (e.g. the daily quota is
+    spent: end the run cleanly, resume later). ``in_flight()`` caps concurrent requests
+    of this process (``max_in_flight``, default 10).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        provider: str,
+        limits: Mapping[str, int],
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        max_in_flight: int = 10,
+        max_wait: float | None = None,
+    ) -> None:
+        unknown = set(limits) - set(WINDOW_SECONDS)
+        if unknown:
+            raise ValueError(f"unknown rate windows: {sorted(unknown)}")
+        if any(n < 1 for n in limits.values()):
+            raise ValueError("every limit must be at least 1")
+        self.engine = engine
+        self.provider = provider
+        self.limits = {w: limits[w] for w in WINDOW_SECONDS if w in limits}
+        self.clock = clock
+        self.sleep = sleep
+        self.max_wait = max_wait
+        self._in_flight = threading.BoundedSemaphore(max_in_flight)
+        self._last_purge_day: float | None = None
+        self.waits = 0  # times this instance had to sleep (full window or pause)
+
+    # -- RequestGate -----------------------------------------------------------------
+
+    def before_request(self, endpoint: str, people: int) -> None:
+        while True:
+            now = self.clock()
+            wait = self._try_take(now)
+            if wait is None:
+                return
+            if self.max_wait is not None and wait > self.max_wait:
+                raise RateLimited(
+                    f"{self.provider}: rate limit reached, next slot in {wait:.0f}s",
+                    retry_after=wait,
+                    status_code=None,
+                    endpoint=endpoint,
+                )
+            self.waits += 1
+            logger.debug("%s rate limit: waiting %.2fs", self.provider, wait)
+            self.sleep(wait)
+
+    def after_response(
+        self, endpoint: str, status_code: int, quota: QuotaInfo, retry_after: float | None
+    ) -> None:
+        if status_code == 429 and retry_after is not None and retry_after > 0:
+            self.pause(retry_after)
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def pause(self, seconds: float) -> None:
+        """Make every process wait ``seconds`` from now before the next request."""
+        until = _ts(self.clock() + seconds)
+        with self.engine.begin() as conn:
+            conn.execute(_PAUSE, {"provider": self.provider, "until": until})
+        logger.warning("%s answered 429: all workers pause for %.1fs", self.provider, seconds)
+
+    @contextmanager
+    def in_flight(self) -> Iterator[None]:
+        """Hold one of this process's in-flight request slots for the duration."""
+        with self._in_flight:
+            yield
+
+    def _try_take(self, now: float) -> float | None:
+        """Take one slot in every window; None on success, else seconds to wait."""
+        with self.engine.connect() as conn:
+            paused = conn.scalar(_PAUSED_UNTIL, {"provider": self.provider})
+            if paused is not None and paused.timestamp() > now:
+                conn.rollback()
+                return paused.timestamp() - now
+            for window, limit in self.limits.items():
+                start = window_start(window, now)
+                taken = conn.execute(
+                    _TAKE,
+                    {
+                        "provider": self.provider,
+                        "window": window,
+                        "start": _ts(start),
+                        "limit": limit,
+                    },
+                ).first()
+                if taken is None:
+                    conn.rollback()
+                    return start + WINDOW_SECONDS[window] - now
+            self._maybe_purge(conn, now)
+            conn.commit()
+        return None
+
+    def _maybe_purge(self, conn: Connection, now: float) -> None:
+        # Old windows are dead rows; drop them about once a day per process.
+        day = window_start("day", now)
+        if self._last_purge_day == day:
+            return
+        self._last_purge_day = day
+        conn.execute(
+            _PURGE, {"provider": self.provider, "cutoff": _ts(day - WINDOW_SECONDS["day"])}
+        )

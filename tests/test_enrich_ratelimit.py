@@ -1,0 +1,155 @@
+"""PostgreSQL rate limiter: fixed windows shared by every connection, and 429 pauses."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+
+from outreach_core.db.engine import app_engine
+from outreach_core.enrich.apollo_client import QuotaInfo
+from outreach_core.enrich.errors import RateLimited
+from outreach_core.enrich.ratelimit import PgRateLimiter
+
+MINUTE = 1_800_000_000.0  # a UTC minute boundary (divisible by 60)
+
+
+class FakeClock:
+    """Shared fake time: sleeping advances it, so nothing really waits. A sleep wakes at
+    (the time that thread last read) + seconds, as a real sleep would."""
+
+    def __init__(self, start: float) -> None:
+        self.t = start
+        self.wakes: list[float] = []
+        self._lock = threading.Lock()
+        self._last = threading.local()
+
+    def __call__(self) -> float:
+        with self._lock:
+            self._last.value = self.t
+            return self.t
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            wake = self._last.value + seconds
+            self.wakes.append(wake)
+            self.t = max(self.t, wake)
+
+
+def _provider() -> str:
+    return f"test-{uuid.uuid4().hex[:8]}"
+
+
+def _ts(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+def _windows(provider: str) -> dict[tuple[str, datetime], int]:
+    with app_engine().connect() as conn:
+        rows = conn.execute(
+            text(
+                'SELECT "window", window_start, used FROM provider_rate_windows WHERE provider = :p'
+            ),
+            {"p": provider},
+        ).all()
+    return {(r.window, r.window_start): r.used for r in rows}
+
+
+def test_limit_holds_across_threads_and_the_rest_wait_for_the_next_window() -> None:
+    provider = _provider()
+    clock = FakeClock(MINUTE + 10)
+    done: list[float] = []
+    lock = threading.Lock()
+    start = threading.Barrier(2)
+
+    def worker() -> None:
+        # One limiter per thread, as separate processes would have; each has its own
+        # connection from the pool for every attempt.
+        limiter = PgRateLimiter(
+            app_engine(), provider, {"minute": 5}, clock=clock, sleep=clock.sleep
+        )
+        start.wait()
+        for _ in range(4):
+            limiter.before_request("/api/v1/people/match", 1)
+            with lock:
+                done.append(clock())
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+
+    assert len(done) == 8
+    assert _windows(provider) == {
+        ("minute", _ts(MINUTE)): 5,
+        ("minute", _ts(MINUTE + 60)): 3,
+    }
+    # Whoever waited, waited exactly until the full window ended; never longer.
+    assert clock.wakes and set(clock.wakes) == {MINUTE + 60}
+    assert sorted(done)[:5] == [MINUTE + 10] * 5
+
+
+def test_every_window_must_have_room_and_a_full_one_takes_nothing_from_the_others() -> None:
+    provider = _provider()
+    hour = MINUTE - (MINUTE % 3600)
+    clock = FakeClock(MINUTE)
+    limiter = PgRateLimiter(
+        app_engine(), provider, {"minute": 5, "hour": 6}, clock=clock, sleep=clock.sleep
+    )
+    for _ in range(7):
+        limiter.before_request("/x", 1)
+    # 5 in the first minute, 1 in the next, then the hour was full until its end.
+    assert clock.wakes == [MINUTE + 60, hour + 3600]
+    windows = _windows(provider)
+    assert windows[("hour", _ts(hour))] == 6
+    assert windows[("minute", _ts(MINUTE))] == 5
+    assert windows[("minute", _ts(MINUTE + 60))] == 1
+    assert windows[("hour", _ts(hour + 3600))] == 1
+
+
+def test_max_wait_raises_instead_of_sleeping() -> None:
+    clock = FakeClock(MINUTE)
+    limiter = PgRateLimiter(
+        app_engine(), _provider(), {"day": 1}, clock=clock, sleep=clock.sleep, max_wait=120
+    )
+    limiter.before_request("/x", 1)
+    with pytest.raises(RateLimited) as info:
+        limiter.before_request("/x", 1)
+    assert info.value.retry_after > 120
+    assert clock.wakes == []
+
+
+def test_a_429_pauses_every_limiter_of_the_provider() -> None:
+    provider = _provider()
+    clock = FakeClock(MINUTE + 5)
+    first = PgRateLimiter(app_engine(), provider, {"minute": 50}, clock=clock, sleep=clock.sleep)
+    second = PgRateLimiter(app_engine(), provider, {"minute": 50}, clock=clock, sleep=clock.sleep)
+    other = PgRateLimiter(app_engine(), _provider(), {"minute": 50}, clock=clock, sleep=clock.sleep)
+
+    first.after_response("/x", 429, QuotaInfo(), 30.0)
+    other.before_request("/x", 1)  # another provider is not paused
+    assert clock.wakes == []
+
+    second.before_request("/x", 1)
+    assert clock.wakes == [MINUTE + 35]
+    # A shorter Retry-After later never shortens a pause already in force.
+    first.after_response("/x", 429, QuotaInfo(), 60.0)
+    second.after_response("/x", 429, QuotaInfo(), 1.0)
+    first.before_request("/x", 1)
+    assert clock.wakes == [MINUTE + 35, MINUTE + 95]
+    # Non-429 answers do not pause.
+    first.after_response("/x", 200, QuotaInfo(), None)
+    first.before_request("/x", 1)
+    assert len(clock.wakes) == 2
+
+
+def test_in_flight_is_capped_per_process() -> None:
+    limiter = PgRateLimiter(app_engine(), _provider(), {"minute": 5}, max_in_flight=2)
+    with limiter.in_flight(), limiter.in_flight():
+        assert not limiter._in_flight.acquire(blocking=False)
+    assert limiter._in_flight.acquire(blocking=False)
+    limiter._in_flight.release()
