@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     ingest_chunk_rows: int = Field(default=100_000, gt=0)
     # Rows merged into leads per transaction (split across two writers).
     lead_batch_rows: int = Field(default=200_000, gt=0)
+    # Concurrent connections writing one load's batches (PostgreSQL is the bottleneck).
+    lead_writers: int = Field(default=2, ge=1, le=8)
 
     # Provider credentials are not OUTREACH_-prefixed: they keep their vendors' names.
     twilio_account_sid: SecretStr | None = Field(

@@ -382,7 +382,14 @@ def load_leads(lake: TeamLake, upload: Upload, progress: Progress = _quiet) -> L
             f.select("row_number", *STAGING_COLUMNS)
             for f in _batches(path, get_settings().lead_batch_rows)
         )
-        counts = load_batches(upload.team_id, upload.id, batches, source, progress=report)
+        counts = load_batches(
+            upload.team_id,
+            upload.id,
+            batches,
+            source,
+            writers=get_settings().lead_writers,
+            progress=report,
+        )
     changed = counts.changed
     # Counted from the database, not from this attempt: a load resumed after a crash must
     # still report the leads its first attempt created.
