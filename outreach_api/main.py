@@ -7,7 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from outreach_api.routes import catalog, leads, uploads
+from outreach_api.routes import catalog, costs, leads, uploads
 from outreach_core.catalog import UnknownBucket
 from outreach_core.datalake import InvalidKey
 from outreach_core.uploads.landing import InvalidUpload, UploadTooLarge
@@ -20,6 +20,7 @@ def create_app() -> FastAPI:
     app.include_router(uploads.router)
     app.include_router(leads.router)
     app.include_router(catalog.router)
+    app.include_router(costs.router)
 
     @app.exception_handler(UnknownBucket)
     async def unknown_bucket(_: Request, exc: UnknownBucket) -> JSONResponse:

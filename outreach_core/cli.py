@@ -19,7 +19,9 @@ app = typer.Typer(help="Outreach pipeline operations.", no_args_is_help=True)
 team_app = typer.Typer(help="Teams and API keys.", no_args_is_help=True)
 db_app = typer.Typer(help="Database.", no_args_is_help=True)
 app.add_typer(team_app, name="team")
+budget_app = typer.Typer(help="Spending caps and spend.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(budget_app, name="budget")
 console = Console()
 
 TeamOption = Annotated[uuid.UUID, typer.Option("--team", help="Team id")]
@@ -150,6 +152,54 @@ def status(upload_id: uuid.UUID, team: TeamOption) -> None:
         "error",
     ):
         table.add_row(field, str(getattr(up, field)))
+    console.print(table)
+
+
+@budget_app.command("set")
+def budget_set(
+    team: TeamOption,
+    enrichment_monthly: Annotated[
+        float | None, typer.Option(help="Monthly enrichment cap in dollars")
+    ] = None,
+    clear: Annotated[bool, typer.Option(help="Remove the cap")] = False,
+) -> None:
+    """Set (or clear) a team's monthly enrichment budget; runs stop at the cap."""
+    from decimal import Decimal
+
+    from outreach_core.enrich.budget import set_monthly_cap
+    from outreach_core.teams import get_team
+
+    if get_team(team) is None:
+        _fail(f"no team {team}")
+    if clear == (enrichment_monthly is not None):
+        _fail("give either --enrichment-monthly AMOUNT or --clear")
+    amount = None if clear else Decimal(str(enrichment_monthly))
+    try:
+        set_monthly_cap(team, amount)
+    except ValueError as exc:
+        _fail(str(exc))
+    console.print(
+        "enrichment cap cleared" if amount is None else f"enrichment cap: ${amount}/month"
+    )
+
+
+@budget_app.command("show")
+def budget_show(team: TeamOption, period: str | None = None) -> None:
+    """Show a team's cap and its spend for a month (YYYY-MM, default this month)."""
+    from datetime import UTC, datetime
+
+    from outreach_core.enrich.budget import get_monthly_cap, month_spend
+
+    period = period or datetime.now(UTC).strftime("%Y-%m")
+    try:
+        rows = month_spend(team, period)
+    except ValueError as exc:
+        _fail(str(exc))
+    table = Table(title=f"Spend {period} (cap: {get_monthly_cap(team) or 'none'})")
+    for col in ("provider", "operation", "units", "amount"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r.provider, r.operation, str(r.units), f"{r.amount:.2f}")
     console.print(table)
 
 
