@@ -28,6 +28,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from outreach_core.ingest.columns import STANDARD_COLUMNS
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -128,23 +130,8 @@ class UploadRejection(Base):
     raw: Mapped[str | None] = mapped_column(Text)
 
 
-LEAD_TEXT_FIELDS: tuple[str, ...] = (
-    "first_name",
-    "last_name",
-    "contact_name",
-    "email",
-    "phone",
-    "company_name",
-    "title",
-    "linkedin_url",
-    "website",
-    "address",
-    "city",
-    "county",
-    "state",
-    "zip",
-    "sic_code",
-)
+# The lead's own fields are exactly the standard columns every upload is mapped to.
+LEAD_TEXT_FIELDS: tuple[str, ...] = STANDARD_COLUMNS
 
 
 class Lead(Base):
