@@ -1,17 +1,18 @@
 """Loading many batches for one team: the team's load lock, and two writers at once.
 
 PostgreSQL spends a large import maintaining the leads indexes, one backend per connection.
-Each batch is split by a hash of its dedup key into disjoint parts written concurrently, and
-batches go in lockstep (the next starts when both parts of this one committed), so the
-parts never insert the same phone or email. A merge of two parts into one existing lead
-can deadlock; PostgreSQL aborts one of them, which is retried."""
+Each batch is split by a hash of its dedup key into parts written concurrently; since no two
+rows of an upload's processed file share a phone or email, parts never insert the same key.
+Two parts merging into one existing lead can deadlock; PostgreSQL aborts one, which is
+retried."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 import polars as pl
@@ -76,21 +77,34 @@ def load_batches(
     writers: int = 2,
     progress: Callable[[UpsertCounts], None] | None = None,
 ) -> UpsertCounts:
-    """Upsert every batch; batches must each be deduplicated on phone, then email."""
+    """Upsert every batch. No two rows of all the batches may share a phone or an email
+    (the processed Parquet of one upload guarantees it), so parts are written by whichever
+    writer is free, in any order; at most two parts per writer wait, to bound memory."""
     total = UpsertCounts(0, 0, 0, 0)
+    pending: deque[Future[UpsertCounts]] = deque()
+
+    def settle(future: Future[UpsertCounts]) -> None:
+        nonlocal total
+        done = future.result()
+        total = UpsertCounts(
+            rows=total.rows + done.rows,
+            inserted=total.inserted + done.inserted,
+            merged=total.merged + done.merged,
+            changed=total.changed + done.changed,
+        )
+        crashpoint("leads.after_batch")
+        if progress is not None:
+            progress(total)
+
     with team_load_lock(team_id), ThreadPoolExecutor(writers, "lead-writer") as pool:
         for frame in batches:
-            parts = [p for p in split(frame, writers) if p.height]
-            results = list(pool.map(lambda p: _write(team_id, upload_id, p, source), parts))
-            total = UpsertCounts(
-                rows=total.rows + sum(r.rows for r in results),
-                inserted=total.inserted + sum(r.inserted for r in results),
-                merged=total.merged + sum(r.merged for r in results),
-                changed=total.changed + sum(r.changed for r in results),
-            )
-            crashpoint("leads.after_batch")
-            if progress is not None:
-                progress(total)
+            for part in split(frame, writers):
+                if part.height:
+                    pending.append(pool.submit(_write, team_id, upload_id, part, source))
+            while len(pending) > 2 * writers:
+                settle(pending.popleft())
+        while pending:
+            settle(pending.popleft())
     if total.inserted >= ANALYZE_AFTER_ROWS:
         with app_engine().begin() as conn:
             conn.execute(text("SELECT outreach_analyze_leads()"))
