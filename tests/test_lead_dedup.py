@@ -24,7 +24,8 @@ def test_chain_of_phone_and_email_merges_into_the_first_row() -> None:
     )
     leaders = group_leaders(rows)
     assert leaders.sort("row_number")["leader"].to_list() == [1, 1, 1, 1, 5, 6]
-    merged = merge_groups(rows.filter(pl.col("row_number") <= 4), leaders)
+    with_leader = rows.join(leaders.select("row_number", "leader"), on="row_number")
+    merged = merge_groups(with_leader.filter(pl.col("row_number") <= 4))
     # First non-empty value of each column, in file order; later values never replace it.
     assert merged.to_dicts() == [
         {"row_number": 1, "phone": "+12125550001", "email": "e@x.com", "title": "Owner"}

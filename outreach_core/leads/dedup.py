@@ -38,14 +38,14 @@ def group_leaders(keys: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def merge_groups(rows: pl.DataFrame, leaders: pl.DataFrame) -> pl.DataFrame:
-    """One row per group: the first non-empty value of every column, in file order."""
-    columns = [c for c in rows.columns if c != "row_number"]
+def merge_groups(rows: pl.DataFrame) -> pl.DataFrame:
+    """`rows` with their `leader` column -> one row per group: the first non-empty value of
+    every column, in file order, numbered as the group's first row."""
+    columns = [c for c in rows.columns if c not in ("row_number", "leader")]
     return (
-        rows.join(leaders.select("row_number", "leader"), on="row_number")
-        .sort("row_number")
+        rows.sort("row_number")
         .group_by("leader", maintain_order=True)
         .agg(*(pl.col(c).drop_nulls().first() for c in columns))
         .rename({"leader": "row_number"})
-        .select(rows.columns)
+        .select("row_number", *columns)
     )

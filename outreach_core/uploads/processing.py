@@ -261,22 +261,35 @@ def process_upload(lake: TeamLake, upload: Upload, progress: Progress = _quiet) 
             writer.write_table(table)
             rows_out += frame.height
 
+        spill_path = work / "repeated.parquet"
+        spill: pq.ParquetWriter | None = None
+        spilled = 0
         with lake.local_copy(lake.validated_key(bucket, upload.id), work) as validated_path:
             leaders = group_leaders(
                 pl.read_parquet(validated_path, columns=["row_number", "phone", "email"])
             )
-            repeated: list[pl.DataFrame] = []
             for frame in _batches(validated_path):
                 # Same file, same order: this batch's keys are the next slice of `leaders`.
-                sizes = leaders.slice(rows_in, frame.height)
-                assert sizes["row_number"].equals(frame["row_number"])
-                single = sizes["size"] == 1
+                groups = leaders.slice(rows_in, frame.height)
+                assert groups["row_number"].equals(frame["row_number"])
+                single = groups["size"] == 1
                 write(frame.filter(single))
-                repeated.append(frame.filter(~single))
+                repeated = frame.filter(~single).with_columns(groups.filter(~single)["leader"])
+                if repeated.height:
+                    table = repeated.to_arrow()
+                    spill = spill or pq.ParquetWriter(spill_path, table.schema)
+                    spill.write_table(table)
+                    spilled += repeated.height
                 rows_in += frame.height
                 progress(f"processed {rows_in:,} rows")
-            if repeated:
-                write(merge_groups(pl.concat(repeated), leaders))
+            del leaders
+        if spill is not None:
+            spill.close()
+            # A slice of groups at a time, so memory follows the slice, not the file.
+            slices = max(1, -(-spilled // get_settings().lead_batch_rows))
+            for k in range(slices):
+                part = pl.scan_parquet(spill_path).filter(pl.col("leader") % slices == k)
+                write(merge_groups(part.collect()))
         if writer is None:
             raise RuntimeError(f"upload {upload.id} has no validated rows")
         writer.close()
