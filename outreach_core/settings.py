@@ -16,7 +16,9 @@ class Settings(BaseSettings):
     home: Path = Path(".outreach")
     # None means: the embedded PostgreSQL under `home`.
     database_url: SecretStr | None = None
-    # Role the application connects as; it owns nothing and cannot bypass RLS.
+    # Role the application connects as; it owns nothing and cannot bypass RLS. A deployment
+    # can give serving processes only OUTREACH_APP_DATABASE_URL, never the owner's URL.
+    app_database_url: SecretStr | None = None
     app_db_role: str = "outreach_app"
     app_db_password: SecretStr | None = None
     datalake_url: str | None = None

@@ -145,3 +145,17 @@ print("ok")
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             conn.execute(text(f'DROP ROLE IF EXISTS "{owner}"'))
         admin.dispose()
+
+
+def test_serving_processes_can_be_given_only_the_app_url() -> None:
+    from outreach_core.db.engine import app_url
+    from outreach_core.settings import Settings
+
+    settings = Settings(
+        database_url="postgresql://owner:ownerpw@db.internal/outreach",
+        app_database_url="postgresql://outreach_app:apppw@db.internal/outreach",
+    )
+    url = app_url(settings)
+    assert (url.username, url.password) == ("outreach_app", "apppw")
+    derived = app_url(Settings(database_url="postgresql://owner:pw@db.internal/outreach"))
+    assert (derived.username, derived.password) == ("outreach_app", None)

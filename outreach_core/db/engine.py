@@ -43,8 +43,21 @@ def owner_url(settings: Settings | None = None) -> URL:
 
 def app_url(settings: Settings | None = None) -> URL:
     settings = settings or get_settings()
+    if settings.app_database_url is not None:
+        url = make_url(settings.app_database_url.get_secret_value())
+        return url.set(drivername="postgresql+psycopg")
     password = settings.app_db_password.get_secret_value() if settings.app_db_password else None
-    return owner_url(settings).set(username=settings.app_db_role, password=password)
+    owner = owner_url(settings)
+    # URL.create, not .set(): .set(password=None) would keep the owner's password.
+    return URL.create(
+        owner.drivername,
+        username=settings.app_db_role,
+        password=password,
+        host=owner.host,
+        port=owner.port,
+        database=owner.database,
+        query=owner.query,
+    )
 
 
 def dagster_storage_url(settings: Settings | None = None) -> URL:
