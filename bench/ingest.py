@@ -43,6 +43,13 @@ def synth(rows: int) -> Path:
     return path
 
 
+def summary(label: str, seconds: float, rows: int, timings: dict[str, float]) -> str:
+    figures = ", ".join(
+        f"{k} {v:,.2f}" if isinstance(v, float) else f"{k} {v:,}" for k, v in timings.items()
+    )
+    return f"{label} rows in {seconds:.1f} s ({rows / seconds:,.0f} rows/s); {figures}"
+
+
 def run_stages(lake, upload) -> dict[str, float]:  # type: ignore[no-untyped-def]
     from outreach_core.catalog import load_catalog
     from outreach_core.uploads import processing
@@ -102,11 +109,7 @@ def main() -> None:
     first = run_stages(lake, upload)
     first_s = time.perf_counter() - t
     print(
-        f"new rows:  {args.rows:,} rows in {first_s:.1f} s "
-        f"({args.rows / first_s:,.0f} rows/s); land {land_s:.1f} s; "
-        + ", ".join(
-            f"{k} {v:,.2f}" if isinstance(v, float) else f"{k} {v:,}" for k, v in first.items()
-        )
+        summary(f"new rows:  {args.rows:,}", first_s, args.rows, first) + f"; land {land_s:.1f} s"
     )
     for stage in ("validate_s", "process_s", "index_s", "leads_s"):
         print(f"  {stage[:-2]:<9} {args.rows / first[stage]:>12,.0f} rows/s")
@@ -115,13 +118,7 @@ def main() -> None:
     t = time.perf_counter()
     second = run_stages(lake, again)
     second_s = time.perf_counter() - t
-    print(
-        f"duplicates: {args.rows:,} rows in {second_s:.1f} s "
-        f"({args.rows / second_s:,.0f} rows/s); "
-        + ", ".join(
-            f"{k} {v:,.2f}" if isinstance(v, float) else f"{k} {v:,}" for k, v in second.items()
-        )
-    )
+    print(summary(f"duplicates: {args.rows:,}", second_s, args.rows, second))
 
     dagster_overhead_s = None
     if not args.skip_dagster:

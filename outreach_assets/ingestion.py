@@ -11,6 +11,7 @@ from outreach_assets.partitions import team_and_sector, team_sector_partitions
 from outreach_assets.resources import DatalakeResource
 from outreach_core.catalog import load_catalog
 from outreach_core.datalake import TeamLake
+from outreach_core.db.tables import Upload
 from outreach_core.uploads import checks, processing
 
 GROUP = "ingestion"
@@ -20,6 +21,10 @@ class UploadSelection(dg.Config):
     """Which uploads to process; empty means every upload of the partition still waiting."""
 
     upload_ids: list[str] = []
+
+
+def _uploads(team_id: uuid.UUID, upload_ids: list[str]) -> list[Upload]:
+    return processing.get_uploads(team_id, [uuid.UUID(u) for u in upload_ids])
 
 
 @dg.asset(partitions_def=team_sector_partitions, group_name=GROUP, kinds={"parquet", "csv"})
@@ -66,8 +71,7 @@ def processed_records(
     team_id, _ = team_and_sector(context)
     lake = datalake.team(team_id)
     rows = duplicates = 0
-    for upload_id in validated_records:
-        upload = processing.get_upload(team_id, uuid.UUID(upload_id))
+    for upload in _uploads(team_id, validated_records):
         result = processing.process_upload(lake, upload, context.log.info)
         rows += result.rows
         duplicates += result.duplicates_in_file
@@ -82,9 +86,7 @@ def bucket_index(
     """index.json per bucket touched: byState, byCounty, byCity, bySic and totals."""
     team_id, _ = team_and_sector(context)
     lake = datalake.team(team_id)
-    bucket_ids = sorted(
-        {processing.get_upload(team_id, uuid.UUID(u)).bucket_id for u in processed_records}
-    )
+    bucket_ids = sorted({u.bucket_id for u in _uploads(team_id, processed_records)})
     totals: dict[str, dict[str, int]] = {}
     for bucket_id in bucket_ids:
         index = processing.build_bucket_index(lake, load_catalog().get(bucket_id), context.log.info)
@@ -114,8 +116,7 @@ def leads(
     team_id, _ = team_and_sector(context)
     lake = datalake.team(team_id)
     inserted = merged = 0
-    for upload_id in processed_records:
-        upload = processing.get_upload(team_id, uuid.UUID(upload_id))
+    for upload in _uploads(team_id, processed_records):
         result = processing.load_leads(lake, upload, context.log.info)
         inserted += result.inserted
         merged += result.merged

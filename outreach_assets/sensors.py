@@ -7,7 +7,7 @@ import uuid
 import dagster as dg
 
 from outreach_assets.partitions import partition_key, teams_partitions
-from outreach_core.uploads.processing import fail_upload, get_upload, list_pending_uploads
+from outreach_core.uploads.processing import fail_upload, list_pending_uploads
 
 ingest_job = dg.define_asset_job(
     "ingest_job",
@@ -60,7 +60,5 @@ def upload_run_failure_sensor(context: dg.RunFailureSensorContext) -> None:
         return
     team_id = uuid.UUID(tags["outreach/team_id"])
     upload_id = uuid.UUID(tags["outreach/upload_id"])
-    if get_upload(team_id, upload_id).status == "completed":
-        return
     message = context.failure_event.message or "run failed"
     fail_upload(team_id, upload_id, f"run {context.dagster_run.run_id[:8]} failed: {message[:500]}")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
 
 from outreach_core.db.engine import system_session, tenant_session
 from outreach_core.db.tables import ApiKey, Team
@@ -44,7 +45,7 @@ def create_team(name: str) -> NewTeam:
     return NewTeam(team_id=team_id, name=name, api_key=api_key)
 
 
-def _add_key(session, team_id: uuid.UUID, name: str) -> str:  # type: ignore[no-untyped-def]
+def _add_key(session: Session, team_id: uuid.UUID, name: str) -> str:
     api_key = _new_key()
     session.add(
         ApiKey(

@@ -41,12 +41,6 @@ def land_file(
     return land(team_id, path.read_bytes(), bucket_id, path.name)
 
 
-def run_sensor_and_jobs_unchecked(
-    instance: dg.DagsterInstance, only: set[uuid.UUID] | None = None
-) -> list[dg.ExecuteInProcessResult]:
-    return run_sensor_and_jobs(instance, only, raise_on_error=False)
-
-
 def run_sensor_and_jobs(
     instance: dg.DagsterInstance, only: set[uuid.UUID] | None = None, raise_on_error: bool = True
 ) -> list[dg.ExecuteInProcessResult]:

@@ -19,7 +19,6 @@ from tests.helpers import (
     lake_for,
     land,
     run_sensor_and_jobs,
-    run_sensor_and_jobs_unchecked,
 )
 
 
@@ -282,7 +281,7 @@ def test_failed_run_marks_the_upload_failed_and_retry_processes_it(instance, tea
     raw = lake_for(team.team_id).store
     data = raw.get_bytes(upload.storage_key)
     raw.delete(upload.storage_key)  # the run will fail reading it
-    [run] = run_sensor_and_jobs_unchecked(instance, {upload.id})
+    [run] = run_sensor_and_jobs(instance, {upload.id}, raise_on_error=False)
     assert not run.success
     failure = next(e for e in run.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
     context = dg.build_run_status_sensor_context(

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict
 
 from outreach_api.deps import NO_NUL, Lake, TeamId
-from outreach_core.catalog import Bucket, load_catalog
-from outreach_core.datalake import InvalidKey
+from outreach_core.catalog import load_catalog
 
 router = APIRouter(tags=["catalogue"])
 
 
 class BucketOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     name: str
     sector: str
@@ -22,18 +23,6 @@ class BucketOut(BaseModel):
     state: str
     sic_codes: list[str]
     business_line: str
-
-    @classmethod
-    def of(cls, b: Bucket) -> BucketOut:
-        return cls(
-            id=b.id,
-            name=b.name,
-            sector=b.sector,
-            subsector=b.subsector,
-            state=b.state,
-            sic_codes=list(b.sic_codes),
-            business_line=b.business_line,
-        )
 
 
 @router.get("/v1/buckets", response_model=list[BucketOut])
@@ -44,7 +33,7 @@ def list_buckets(
 ) -> list[BucketOut]:
     buckets = load_catalog().buckets.values()
     return [
-        BucketOut.of(b)
+        BucketOut.model_validate(b)
         for b in buckets
         if (sector is None or b.sector == sector) and (state is None or b.state == state.lower())
     ]
@@ -52,7 +41,7 @@ def list_buckets(
 
 @router.get("/v1/buckets/{bucket_id}", response_model=BucketOut)
 def get_bucket(bucket_id: str, _: TeamId) -> BucketOut:
-    return BucketOut.of(load_catalog().get(bucket_id))
+    return BucketOut.model_validate(load_catalog().get(bucket_id))
 
 
 class FilesOut(BaseModel):
@@ -62,8 +51,6 @@ class FilesOut(BaseModel):
 @router.get("/v1/datalake/files", response_model=FilesOut)
 def list_files(lake: Lake, prefix: Annotated[str, Query(max_length=500)] = "") -> FilesOut:
     """The caller's datalake keys, relative to its team folder."""
-    try:
-        keys = lake.list(prefix.rstrip("/"))
-    except InvalidKey:
-        raise HTTPException(400, "invalid prefix") from None
+    # A prefix that could leave the team's folder raises InvalidKey: 400 (main.py).
+    keys = lake.list(prefix.rstrip("/"))
     return FilesOut(keys=[k.removeprefix(lake.root + "/") for k in keys])

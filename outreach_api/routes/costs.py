@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from outreach_api.deps import TeamId
 from outreach_core.enrich.budget import get_monthly_cap, month_spend
@@ -16,6 +16,8 @@ router = APIRouter(prefix="/v1/costs", tags=["costs"])
 
 
 class CostLine(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     provider: str
     operation: str
     units: int
@@ -45,8 +47,5 @@ def get_costs(
         period=period,
         total=sum((r.amount for r in rows), Decimal(0)),
         enrichment_monthly_cap=get_monthly_cap(team_id),
-        lines=[
-            CostLine(provider=r.provider, operation=r.operation, units=r.units, amount=r.amount)
-            for r in rows
-        ],
+        lines=[CostLine.model_validate(r) for r in rows],
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 import tempfile
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from outreach_api.deps import MAX_BIGINT, Lake, TeamId
@@ -45,7 +46,9 @@ UPLOAD_FORM = {
 
 
 class UploadOut(BaseModel):
-    upload_id: uuid.UUID
+    model_config = ConfigDict(from_attributes=True)
+
+    upload_id: uuid.UUID = Field(validation_alias="id")
     status: str
     bucket_id: str
     sector: str
@@ -59,29 +62,8 @@ class UploadOut(BaseModel):
     merged_rows: int | None
     inserted_leads: int | None
     top_rejection_reasons: dict[str, Any] | None
-    created_at: Any
-    finished_at: Any | None
-
-    @classmethod
-    def of(cls, upload: Upload) -> UploadOut:
-        return cls(
-            upload_id=upload.id,
-            status=upload.status,
-            bucket_id=upload.bucket_id,
-            sector=upload.sector,
-            filename=upload.filename,
-            description=upload.description,
-            size_bytes=upload.size_bytes,
-            error=upload.error,
-            total_rows=upload.total_rows,
-            accepted_rows=upload.accepted_rows,
-            rejected_rows=upload.rejected_rows,
-            merged_rows=upload.merged_rows,
-            inserted_leads=upload.inserted_leads,
-            top_rejection_reasons=upload.top_rejection_reasons,
-            created_at=upload.created_at,
-            finished_at=upload.finished_at,
-        )
+    created_at: datetime
+    finished_at: datetime | None
 
 
 class RejectionOut(BaseModel):
@@ -127,7 +109,7 @@ async def create_upload(
         )
     if not landed.created:
         response.headers["Idempotent-Replayed"] = "true"
-    return UploadOut.of(landed.upload)
+    return UploadOut.model_validate(landed.upload)
 
 
 def _get(team_id: uuid.UUID, upload_id: uuid.UUID) -> Upload:
@@ -143,7 +125,7 @@ def _get(team_id: uuid.UUID, upload_id: uuid.UUID) -> Upload:
 
 @router.get("/{upload_id}", response_model=UploadOut)
 def get_upload(upload_id: uuid.UUID, team_id: TeamId) -> UploadOut:
-    return UploadOut.of(_get(team_id, upload_id))
+    return UploadOut.model_validate(_get(team_id, upload_id))
 
 
 @router.get("/{upload_id}/rejections", response_model=RejectionsPage)

@@ -53,19 +53,26 @@ class LocalStore:
             raise InvalidKey(f"invalid datalake key: {key!r}")
         return path
 
-    def put_file(self, key: str, source: Path) -> None:
+    @contextmanager
+    def _replacing(self, key: str) -> Iterator[Path]:
+        """A temporary path that replaces `key` atomically once written: readers never see
+        half a file."""
         dest = self._path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
-        shutil.copyfile(source, tmp)
-        tmp.replace(dest)  # atomic: readers never see half a file
+        try:
+            yield tmp
+            tmp.replace(dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def put_file(self, key: str, source: Path) -> None:
+        with self._replacing(key) as tmp:
+            shutil.copyfile(source, tmp)
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        dest = self._path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(dest)
+        with self._replacing(key) as tmp:
+            tmp.write_bytes(data)
 
     def get_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()

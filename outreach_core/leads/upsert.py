@@ -11,7 +11,6 @@ INSERT ... SELECT from it is checked by the policies like any other write."""
 
 from __future__ import annotations
 
-import io
 import uuid
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ import polars as pl
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from outreach_core.db.copy import copy_frame
 from outreach_core.db.tables import LEAD_TEXT_FIELDS
 
 STAGING_COLUMNS: tuple[str, ...] = (*LEAD_TEXT_FIELDS, "bucket_id", "sector")
@@ -42,21 +42,6 @@ def _staging_ddl() -> str:
         f'{c} text COLLATE "C"' if c in _KEYS else f"{c} text" for c in STAGING_COLUMNS
     )
     return f"CREATE TEMP TABLE lead_staging (row_number bigint, {cols}) ON COMMIT DROP"
-
-
-def _copy_frame(session: Session, frame: pl.DataFrame) -> None:
-    buffer = io.BytesIO()
-    frame.select("row_number", *STAGING_COLUMNS).write_csv(
-        buffer, include_header=False, null_value=""
-    )
-    raw = session.connection().connection.driver_connection
-    assert raw is not None
-    copy_sql = f"COPY lead_staging (row_number, {_COLUMNS}) FROM STDIN (FORMAT csv)"
-    with raw.cursor() as cur, cur.copy(copy_sql) as copy:
-        view = buffer.getbuffer()
-        step = 1 << 20
-        for start in range(0, len(view), step):
-            copy.write(view[start : start + step])
 
 
 # Each staging row's lead: same phone, else same email. LATERAL ... LIMIT 1 keeps these
@@ -138,7 +123,7 @@ def upsert_leads(
     # commit, which flushes this one too; a crash before it reruns the idempotent load.
     session.execute(text("SET LOCAL synchronous_commit = off"))
     session.execute(text(_staging_ddl()))
-    _copy_frame(session, frame)
+    copy_frame(session, "lead_staging", frame.select("row_number", *STAGING_COLUMNS))
     params = {"team": team_id, "upload": upload_id, "source": source}
     session.execute(text(_RESOLVE), params)
     session.execute(text("ANALYZE lead_keys"))

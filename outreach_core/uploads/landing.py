@@ -136,7 +136,7 @@ def land_upload(
             insert(Upload)
             .values(**row)
             .on_conflict_do_nothing(index_elements=["team_id", "idempotency_key"])
-            .returning(Upload.id)
+            .returning(Upload)
         )
     if inserted is None:
         assert idempotency_key is not None
@@ -144,6 +144,4 @@ def land_upload(
         earlier = find_by_idempotency_key(team_id, idempotency_key)
         assert earlier is not None
         return Landed(_same_request(earlier, sha256, bucket), created=False)
-    with tenant_session(team_id) as session:
-        upload = session.get_one(Upload, (team_id, upload_id))
-    return Landed(upload, created=True)
+    return Landed(inserted, created=True)

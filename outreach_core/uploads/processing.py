@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import IO
 
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from outreach_core.catalog import Bucket, load_catalog
 from outreach_core.datalake import TeamLake
+from outreach_core.db.copy import copy_frame
 from outreach_core.db.engine import system_session, tenant_session
 from outreach_core.db.tables import BucketIndex, Lead, Upload, UploadRejection
 from outreach_core.ingest import STANDARD_COLUMNS, IngestError, read_chunks, write_csv_safely
@@ -80,6 +80,18 @@ def pending_uploads(
         return list(session.scalars(query.order_by(Upload.created_at, Upload.id)))
 
 
+def get_uploads(team_id: uuid.UUID, upload_ids: list[uuid.UUID]) -> list[Upload]:
+    """The team's uploads with these ids, in the order given."""
+    with tenant_session(team_id) as session:
+        found = {
+            u.id: u
+            for u in session.scalars(
+                select(Upload).where(Upload.team_id == team_id, Upload.id.in_(upload_ids))
+            )
+        }
+    return [found[i] for i in upload_ids]
+
+
 def get_upload(team_id: uuid.UUID, upload_id: uuid.UUID) -> Upload:
     with tenant_session(team_id) as session:
         return session.get_one(Upload, (team_id, upload_id))
@@ -93,7 +105,13 @@ def _set(team_id: uuid.UUID, upload_id: uuid.UUID, **values: object) -> None:
 
 
 def fail_upload(team_id: uuid.UUID, upload_id: uuid.UUID, reason: str) -> None:
-    _set(team_id, upload_id, status="failed", error=reason, finished_at=datetime.now(UTC))
+    """Mark the upload failed with the reason; a completed upload stays completed."""
+    with tenant_session(team_id) as session:
+        session.execute(
+            update(Upload)
+            .where(Upload.team_id == team_id, Upload.id == upload_id, Upload.status != "completed")
+            .values(status="failed", error=reason, finished_at=datetime.now(UTC))
+        )
 
 
 def reason_category(reason: str) -> str:
@@ -106,27 +124,14 @@ def _bucket(upload: Upload) -> Bucket:
 
 
 def _store_rejections(team_id: uuid.UUID, upload_id: uuid.UUID, rejected: pl.DataFrame) -> None:
-    if rejected.height == 0:
-        return
-    buffer = io.BytesIO()
-    rejected.select("row_number", "reason", "raw").write_csv(
-        buffer, include_header=False, null_value=""
-    )
     with tenant_session(team_id) as session:
-        # COPY cannot write into a table under RLS: stage in a temporary table, then INSERT.
         session.execute(
             text(
                 "CREATE TEMP TABLE rejection_staging (row_number bigint, reason text, raw text) "
                 "ON COMMIT DROP"
             )
         )
-        raw = session.connection().connection.driver_connection
-        assert raw is not None
-        with (
-            raw.cursor() as cur,
-            cur.copy("COPY rejection_staging FROM STDIN (FORMAT csv)") as copy,
-        ):
-            copy.write(buffer.getvalue())
+        copy_frame(session, "rejection_staging", rejected.select("row_number", "reason", "raw"))
         session.execute(
             text(
                 "INSERT INTO upload_rejections (team_id, upload_id, row_number, reason, raw) "
@@ -198,9 +203,8 @@ def validate_upload(
             fail_upload(team_id, upload_id, str(exc))
             progress(f"upload {upload_id} failed: {exc}")
             return None
-        if writer is None:
-            writer = pq.ParquetWriter(validated_path, _empty_schema())
-        writer.close()
+        if writer is not None:
+            writer.close()
         if total == 0:
             fail_upload(team_id, upload_id, "file has a header but no data rows")
             return None
@@ -217,12 +221,6 @@ def validate_upload(
         top_rejection_reasons=top,
     )
     return Validated(upload_id, total, accepted, rejected, top)
-
-
-def _empty_schema() -> pa.Schema:
-    return pa.schema(
-        [("row_number", pa.int64()), *((c, pa.large_string()) for c in STANDARD_COLUMNS)]
-    )
 
 
 def _batches(path: Path, min_rows: int = 0) -> Iterator[pl.DataFrame]:
@@ -403,30 +401,28 @@ def load_leads(lake: TeamLake, upload: Upload, progress: Progress = _quiet) -> L
             writers=get_settings().lead_writers,
             progress=report,
         )
-    changed = counts.changed
-    # Counted from the database, not from this attempt: a load resumed after a crash must
-    # still report the leads its first attempt created.
-    with tenant_session(upload.team_id) as session:
-        inserted = (
-            session.scalar(
-                select(func.count())
-                .select_from(Lead)
-                .where(Lead.team_id == upload.team_id, Lead.source_upload_id == upload.id)
-            )
-            or 0
-        )
-    # Every accepted row either created a lead or merged into one (in the file or already
-    # in the team).
-    merged = (get_upload(upload.team_id, upload.id).accepted_rows or 0) - inserted
-    _set(
-        upload.team_id,
-        upload.id,
-        status="completed",
-        inserted_leads=inserted,
-        merged_rows=merged,
-        finished_at=datetime.now(UTC),
+    # Counted from the database, not from this attempt, so a load resumed after a crash
+    # still reports the leads its first attempt created; every other accepted row merged
+    # into a lead (in the file or already in the team).
+    created = (
+        select(func.count())
+        .select_from(Lead)
+        .where(Lead.team_id == upload.team_id, Lead.source_upload_id == upload.id)
+        .scalar_subquery()
     )
-    return LeadsLoaded(upload.id, inserted, merged, changed)
+    with tenant_session(upload.team_id) as session:
+        inserted, merged = session.execute(
+            update(Upload)
+            .where(Upload.team_id == upload.team_id, Upload.id == upload.id)
+            .values(
+                status="completed",
+                inserted_leads=created,
+                merged_rows=func.coalesce(Upload.accepted_rows, 0) - created,
+                finished_at=datetime.now(UTC),
+            )
+            .returning(Upload.inserted_leads, Upload.merged_rows)
+        ).one()
+    return LeadsLoaded(upload.id, inserted, merged, counts.changed)
 
 
 @dataclass(frozen=True)
