@@ -8,7 +8,7 @@ import uuid
 from sqlalchemy import text
 
 from outreach_core.db.engine import tenant_session
-from outreach_core.enrich.cache import ClaimOutcome, claim, store
+from outreach_core.enrich.cache import ClaimOutcome, claim, mark_sent, settle_in_doubt, store
 
 
 def _key() -> str:
@@ -85,11 +85,12 @@ def test_expired_entry_can_be_claimed_again(team) -> None:
     assert tuple(row) == ("pending", None, "run-b")
 
 
-def test_stale_pending_claim_can_be_taken_over_and_own_claim_is_reentrant(team) -> None:
+def test_stale_pending_claim_can_be_taken_over_and_a_claim_is_never_taken_twice(team) -> None:
     key = _key()
     assert _claim(team.team_id, key, "run-a") is ClaimOutcome.CLAIMED
     assert _claim(team.team_id, key, "run-b") is ClaimOutcome.BUSY
-    assert _claim(team.team_id, key, "run-a") is ClaimOutcome.CLAIMED  # retried step
+    # Two workers of one run must not both buy the same identity.
+    assert _claim(team.team_id, key, "run-a") is ClaimOutcome.BUSY
     with tenant_session(team.team_id) as s:
         s.execute(
             text(
@@ -108,3 +109,32 @@ def test_cache_is_per_team(team, other_team) -> None:
     with tenant_session(team.team_id) as s:
         store(s, team.team_id, key, "matched", "p-3", {"id": "p-3"}, 1)
     assert _claim(other_team.team_id, key, "run-z") is ClaimOutcome.CLAIMED
+
+
+def test_a_request_in_flight_when_its_run_died_is_in_doubt_and_never_bought_again(team) -> None:
+    key = _key()
+    assert _claim(team.team_id, key, "run-a") is ClaimOutcome.CLAIMED
+    reservation = uuid.uuid4()
+    with tenant_session(team.team_id) as s:
+        mark_sent(s, team.team_id, [key], "run-a", reservation, 9)
+    # Fresh: the request may still be in flight, nobody else may buy it.
+    assert _claim(team.team_id, key, "run-b") is ClaimOutcome.BUSY
+    with tenant_session(team.team_id) as s:
+        assert settle_in_doubt(s, team.team_id) == []
+        s.execute(
+            text(
+                "UPDATE enrichment_cache SET claimed_at = now() - interval '1 hour' "
+                "WHERE identity_key = :k"
+            ),
+            {"k": key},
+        )
+    # Stale but sent: unlike a stale pending claim, it is not taken over.
+    assert _claim(team.team_id, key, "run-b") is ClaimOutcome.BUSY
+    with tenant_session(team.team_id) as s:
+        settled = settle_in_doubt(s, team.team_id)
+    assert [(d.identity_key, d.credits, d.reservation_id) for d in settled] == [
+        (key, 9, reservation)
+    ]
+    with tenant_session(team.team_id) as s:
+        again = claim(s, team.team_id, key, "run-c")
+    assert (again.outcome, again.status) == (ClaimOutcome.CACHED, "in_doubt")

@@ -155,6 +155,22 @@ class Lead(Base):
             postgresql_where=text("email IS NOT NULL"),
         ),
         Index("ix_leads_team_bucket", "team_id", "bucket_id", "id"),
+        Index(
+            "ix_leads_team_sector_to_enrich",
+            "team_id",
+            "sector",
+            "id",
+            postgresql_where=text(
+                "enrichment_status IS NULL OR enrichment_status IN "
+                "('insufficient_data', 'enrich_failed', 'busy')"
+            ),
+        ),
+        Index(
+            "ix_leads_team_enrichment_key",
+            "team_id",
+            "enrichment_key",
+            postgresql_where=text("enrichment_key IS NOT NULL"),
+        ),
     )
 
     team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -182,6 +198,32 @@ class Lead(Base):
     enrichment_status: Mapped[str | None] = mapped_column(String(30))
     enriched_at: Mapped[datetime | None]
     apollo_data: Mapped[dict[str, Any] | None]
+    # The dedup cache key of this lead's identifiers, set when a run first claims it.
+    enrichment_key: Mapped[str | None] = mapped_column(Text)
+    enrichment_error: Mapped[str | None] = mapped_column(Text)
+    # Person and organisation as Apollo returned them (the full record is apollo_data).
+    seniority: Mapped[str | None] = mapped_column(Text)
+    departments: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    apollo_email: Mapped[str | None] = mapped_column(Text)
+    email_status: Mapped[str | None] = mapped_column(Text)
+    mobile_phones: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    organization_name: Mapped[str | None] = mapped_column(Text)
+    organization_website: Mapped[str | None] = mapped_column(Text)
+    founded_year: Mapped[int | None] = mapped_column(Integer)
+    employee_count: Mapped[int | None] = mapped_column(Integer)
+    industry: Mapped[str | None] = mapped_column(Text)
+    keywords: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    organization_location: Mapped[str | None] = mapped_column(Text)
+    annual_revenue: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
+    technologies: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    # Derived (outreach_core.enrich.derive).
+    revenue_tier: Mapped[str | None] = mapped_column(String(20))
+    years_in_business: Mapped[int | None] = mapped_column(Integer)
+    has_verified_email: Mapped[bool | None]
+    has_linkedin: Mapped[bool | None]
+    is_owner_or_c_level: Mapped[bool | None]
+    is_main_street: Mapped[bool | None]
+    is_established: Mapped[bool | None]
     score: Mapped[int] = mapped_column(Integer, server_default="50")
     status: Mapped[str] = mapped_column(String(30), server_default="new")
     source: Mapped[str | None] = mapped_column(Text)
@@ -228,6 +270,15 @@ class ProviderPause(Base):
 
     provider: Mapped[str] = mapped_column(String(40), primary_key=True)
     until: Mapped[datetime]
+
+
+class ProviderPacing(Base):
+    """The next free send time when a provider's requests are spaced evenly."""
+
+    __tablename__ = "provider_pacing"
+
+    provider: Mapped[str] = mapped_column(String(40), primary_key=True)
+    next_at: Mapped[datetime]
 
 
 class CostLedger(Base):
@@ -292,7 +343,16 @@ class EnrichmentCache(Base):
     __tablename__ = "enrichment_cache"
     __table_args__ = (
         ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
-        CheckConstraint("status IN ('pending', 'matched', 'no_match')", name="status"),
+        CheckConstraint(
+            "status IN ('pending', 'sent', 'matched', 'no_match', 'quarantined', 'in_doubt')",
+            name="status",
+        ),
+        Index(
+            "ix_enrichment_cache_in_flight",
+            "team_id",
+            "claimed_at",
+            postgresql_where=text("status IN ('pending', 'sent')"),
+        ),
         Index(
             "ix_enrichment_cache_person",
             "team_id",
@@ -310,6 +370,8 @@ class EnrichmentCache(Base):
     claimed_by: Mapped[str | None] = mapped_column(Text)
     claimed_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+    # While `sent`: the budget reservation covering the request in flight.
+    reservation_id: Mapped[uuid.UUID | None]
 
 
 TENANT_TABLES: tuple[str, ...] = tuple(

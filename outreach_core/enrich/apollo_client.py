@@ -98,6 +98,7 @@ def _clean(value: str | None) -> str | None:
 class MatchInput:
     """What we know about a lead, in Apollo's request field names."""
 
+    id: str | None = None  # Apollo's person id, once a match has told us
     first_name: str | None = None
     last_name: str | None = None
     name: str | None = None
@@ -122,8 +123,11 @@ class MatchInput:
         """Stable hash of the normalised identifiers, for a dedup cache of paid lookups.
 
         The reveal flag is left out on purpose: the cache decides whether a stored match
-        without phones satisfies a request with ``reveal_phone_number``.
+        without phones satisfies a request with ``reveal_phone_number``. Once Apollo's
+        person id is known it is the identity, whatever else we hold about the person.
         """
+        if self.id and self.id.strip():
+            return hashlib.sha256(f"id={self.id.strip().lower()}".encode()).hexdigest()
         parts = [f"{k}={v.lower()}" for k, v in sorted(self.details().items())]
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
@@ -144,7 +148,7 @@ def match_eligibility(inp: MatchInput) -> str | None:
     as missing: a request built on them is billed for a guaranteed miss.
     """
     d = inp.details()
-    if _plausible_email(d.get("email")):
+    if "id" in d or _plausible_email(d.get("email")):
         return None
     if "linkedin.com/" in d.get("linkedin_url", "").lower():
         return None

@@ -116,21 +116,18 @@ def reserve(
         now = s.scalar(text("SELECT now()"))
         if cap is not None:
             start, end = _month_bounds(now)
-            committed = s.scalar(
+            # One statement, so one snapshot: a concurrent commit() swaps a reservation
+            # for its ledger row atomically, and two separate reads could see neither.
+            spoken_for = s.scalar(
                 text(
-                    "SELECT coalesce(sum(amount), 0) FROM cost_ledger WHERE team_id = :t "
-                    "AND provider = ANY(:p) AND created_at >= :start AND created_at < :end"
+                    "SELECT (SELECT coalesce(sum(amount), 0) FROM cost_ledger WHERE team_id = :t "
+                    "AND provider = ANY(:p) AND created_at >= :start AND created_at < :end) + "
+                    "(SELECT coalesce(sum(amount), 0) FROM budget_reservations "
+                    "WHERE team_id = :t AND expires_at > now())"
                 ),
                 {"t": team_id, "p": list(ENRICHMENT_PROVIDERS), "start": start, "end": end},
             )
-            reserved = s.scalar(
-                text(
-                    "SELECT coalesce(sum(amount), 0) FROM budget_reservations "
-                    "WHERE team_id = :t AND expires_at > now()"
-                ),
-                {"t": team_id},
-            )
-            if committed + reserved + amount > cap:
+            if spoken_for + amount > cap:
                 return None
             # Under the lock anyway: drop reservations that no longer count.
             s.execute(

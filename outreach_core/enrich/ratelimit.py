@@ -7,6 +7,14 @@ one transaction: if any window is full the transaction rolls back (no slot is ta
 others) and the caller sleeps until that window ends. A 429 stores a provider-wide pause
 that every process honours before its next request.
 
+Windows alone let a whole minute's quota go out in the window's first second, and a
+provider whose windows are not aligned with ours (or that counts a request on arrival,
+a few milliseconds after we counted it) then sees more than the limit in its own window
+and answers 429. So requests are also paced: a shared schedule in ``provider_pacing``
+spaces them evenly at ``pace_margin`` below the smallest window's rate. Each request takes
+the next send time in one atomic upsert and sleeps until it; any 60-second span then holds
+at most the per-minute limit, however the provider aligns its windows.
+
 Implements the Apollo client's ``RequestGate``::
 
     limiter = PgRateLimiter(app_engine(), "apollo", {"minute": 50, "hour": 200, "day": 600})
@@ -21,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, text
 
@@ -46,6 +54,11 @@ _PAUSED_UNTIL = text("SELECT until FROM provider_pauses WHERE provider = :provid
 _PAUSE = text("""
     INSERT INTO provider_pauses AS p (provider, until) VALUES (:provider, :until)
     ON CONFLICT (provider) DO UPDATE SET until = GREATEST(p.until, EXCLUDED.until)
+""")
+_NEXT_SLOT = text("""
+    INSERT INTO provider_pacing AS p (provider, next_at) VALUES (:provider, :now + :interval)
+    ON CONFLICT (provider) DO UPDATE SET next_at = GREATEST(p.next_at, :now) + :interval
+    RETURNING p.next_at
 """)
 _PURGE = text("""
     DELETE FROM provider_rate_windows WHERE provider = :provider AND window_start < :cutoff
@@ -83,6 +96,7 @@ class PgRateLimiter:
         sleep: Callable[[float], None] = time.sleep,
         max_in_flight: int = 10,
         max_wait: float | None = None,
+        pace_margin: float | None = 0.02,
     ) -> None:
         unknown = set(limits) - set(WINDOW_SECONDS)
         if unknown:
@@ -95,6 +109,13 @@ class PgRateLimiter:
         self.clock = clock
         self.sleep = sleep
         self.max_wait = max_wait
+        self.interval: timedelta | None = None
+        if pace_margin is not None and self.limits:
+            if not 0 <= pace_margin < 1:
+                raise ValueError("pace_margin must be in [0, 1)")
+            window = min(self.limits, key=lambda w: WINDOW_SECONDS[w])
+            seconds = WINDOW_SECONDS[window] / (self.limits[window] * (1 - pace_margin))
+            self.interval = timedelta(seconds=seconds)
         self._in_flight = threading.BoundedSemaphore(max_in_flight)
         self._last_purge_day: float | None = None
         self.waits = 0  # times this instance had to sleep (full window or pause)
@@ -102,6 +123,7 @@ class PgRateLimiter:
     # -- RequestGate -----------------------------------------------------------------
 
     def before_request(self, endpoint: str, people: int) -> None:
+        self._wait_for_turn()
         while True:
             now = self.clock()
             wait = self._try_take(now)
@@ -138,6 +160,18 @@ class PgRateLimiter:
         """Hold one of this process's in-flight request slots for the duration."""
         with self._in_flight:
             yield
+
+    def _wait_for_turn(self) -> None:
+        if self.interval is None:
+            return
+        now = self.clock()
+        with self.engine.begin() as conn:
+            next_at = conn.scalar(
+                _NEXT_SLOT, {"provider": self.provider, "now": _ts(now), "interval": self.interval}
+            )
+        wait = (next_at - self.interval).timestamp() - now
+        if wait > 0:
+            self.sleep(wait)
 
     def _try_take(self, now: float) -> float | None:
         """Take one slot in every window; None on success, else seconds to wait."""

@@ -29,7 +29,7 @@ import socket
 import struct
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -460,6 +460,8 @@ class SandboxCounters:
         self._by_endpoint: dict[str, int] = {}
         self._paid_matches = 0
         self._credits = 0
+        self._charged_requests = 0
+        self._paid_people: Counter[str] = Counter()
         self._rate_limited = 0
         self._unauthorized = 0
         self._faults = 0
@@ -473,10 +475,12 @@ class SandboxCounters:
             self._total += 1
             self._by_endpoint[endpoint] = self._by_endpoint.get(endpoint, 0) + 1
 
-    def _charge(self, matches: int, credits: int) -> None:
+    def _charge(self, matches: int, credits: int, person_ids: Sequence[str] = ()) -> None:
         with self._lock:
             self._paid_matches += matches
             self._credits += credits
+            self._charged_requests += 1 if credits else 0
+            self._paid_people.update(person_ids)
 
     def _bump(self, name: str) -> None:
         with self._lock:
@@ -505,6 +509,18 @@ class SandboxCounters:
     def credits_charged(self) -> int:
         with self._lock:
             return self._credits
+
+    @property
+    def charged_requests(self) -> int:
+        """Requests that cost at least one credit."""
+        with self._lock:
+            return self._charged_requests
+
+    @property
+    def duplicate_paid_matches(self) -> int:
+        """Matches paid for a person this account had already paid for."""
+        with self._lock:
+            return sum(n - 1 for n in self._paid_people.values())
 
     @property
     def rate_limited(self) -> int:
@@ -796,7 +812,8 @@ class SandboxApollo:
             if malformed_at is not None:
                 person = dict(_MALFORMED_PERSON)
                 credits = credits or CREDITS_PER_MATCH
-            self.requests._charge(1 if credits else 0, credits)
+            paid_ids = [person["id"]] if person is not None and malformed_at is None else []
+            self.requests._charge(1 if credits else 0, credits, paid_ids)
             return 200, {"person": person, "credits_consumed": credits}, rate_headers
 
         details = payload.get("details")
@@ -812,6 +829,7 @@ class SandboxApollo:
         matches: list[Any] = [self.lookup(d, reveal_phone_number=reveal) for d in details]
         credits = sum(credits_for(m) for m in matches)
         paid = sum(1 for m in matches if m is not None)
+        paid_ids = [m["id"] for m in matches if m is not None]
         if malformed_at is not None:
             target = malformed_at
             if target < 0:  # default: corrupt the first element that matched
@@ -821,7 +839,7 @@ class SandboxApollo:
                     paid += 1
                     credits += CREDITS_PER_MATCH
                 matches[target] = dict(_MALFORMED_PERSON)
-        self.requests._charge(paid, credits)
+        self.requests._charge(paid, credits, paid_ids)
         return (
             200,
             {

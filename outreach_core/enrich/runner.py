@@ -1,0 +1,702 @@
+"""Enrich one team's leads of one sector against Apollo, paying for each person at most once.
+
+For every lead still open (never tried, or left by an earlier run) the runner:
+
+1. builds the match input; leads Apollo could not match are ``insufficient_data``, free;
+2. groups leads by identity (``MatchInput.identity_key``), so duplicates share one lookup;
+3. sends identities in bulk calls of up to 10 from a pool of ``max_in_flight`` workers.
+   Per call: claim the identities in the dedup cache (settled answers are served from
+   it), reserve the worst-case cost in the team's budget, wait for the shared rate
+   limiter, mark the claims ``sent``, call with retries and a circuit breaker, then write
+   the cache entries, the ledger row and the leads in one transaction.
+
+Stops cleanly, leaving the remaining leads open for the next run, when the budget cap is
+reached, the provider keeps failing (circuit open), the rate quota is spent for longer
+than ``max_rate_wait``, or the provider refuses us (bad key). Identities whose request
+was in flight when a run died are settled as ``in_doubt`` at the next run: booked at
+their worst-case cost, never bought again automatically (see ``cache``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+from sqlalchemy import Engine, bindparam, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Session
+
+from outreach_core.crashpoints import crashpoint
+from outreach_core.db.engine import app_engine, tenant_session
+from outreach_core.enrich import budget, cache
+from outreach_core.enrich.apollo_client import (
+    MAX_BULK,
+    ApolloClient,
+    ApolloPerson,
+    BulkResult,
+    MatchInput,
+    MatchStatus,
+    QuotaInfo,
+    match_eligibility,
+)
+from outreach_core.enrich.derive import derive
+from outreach_core.enrich.errors import (
+    CircuitOpen,
+    MalformedResponse,
+    PermanentError,
+    RateLimited,
+    TransientError,
+)
+from outreach_core.enrich.ratelimit import PgRateLimiter
+from outreach_core.enrich.resilience import (
+    BreakerState,
+    CircuitBreaker,
+    RetryEvent,
+    RetryPolicy,
+)
+
+__all__ = ["ApolloConnection", "EnrichOptions", "EnrichStats", "StopReason", "enrich_sector"]
+
+logger = logging.getLogger(__name__)
+
+PROVIDER: Final = "apollo"
+OPERATION: Final = "people_bulk_match"
+IN_DOUBT_OPERATION: Final = "people_bulk_match_unconfirmed"
+CREDITS_PER_MATCH: Final = 1
+CREDITS_PER_MOBILE: Final = 8
+# Leads an enrichment run still has to look at (the partial index in migration 0003).
+_OPEN = "(enrichment_status IS NULL OR enrichment_status IN ('insufficient_data', "
+_OPEN += "'enrich_failed', 'busy'))"
+
+
+class StopReason(StrEnum):
+    BUDGET = "budget_cap_reached"
+    PROVIDER_DOWN = "provider_unavailable"
+    RATE_QUOTA = "rate_quota_spent"
+    REFUSED = "provider_refused"
+
+
+@dataclass(frozen=True)
+class ApolloConnection:
+    base_url: str
+    api_key: SecretStr
+    timeout: float = 10.0
+    limits: dict[str, int] = field(default_factory=lambda: {"minute": 50})
+    # A wait for a rate window longer than this ends the run (resumable) instead.
+    max_rate_wait: float = 120.0
+    allow_insecure_http: bool = False
+
+
+@dataclass(frozen=True)
+class EnrichOptions:
+    price_per_credit: Decimal
+    reveal_phone_number: bool = False
+    cache_window_days: int = cache.DEFAULT_WINDOW_DAYS
+    # A claim older than this belongs to a dead run: pending ones are taken over, sent
+    # ones become in doubt. Must exceed the longest a live call can take with retries.
+    claim_stale_after: timedelta = timedelta(minutes=30)
+    max_in_flight: int = 10
+    # How long to wait at the end for identities another run is buying right now.
+    busy_wait: float = 60.0
+    chunk_leads: int = 5_000
+    reference: str | None = None  # written on ledger rows, e.g. "dagster_run:<id>"
+
+    @property
+    def credits_each(self) -> int:
+        """The most one person can cost."""
+        return CREDITS_PER_MATCH + (CREDITS_PER_MOBILE if self.reveal_phone_number else 0)
+
+
+@dataclass
+class EnrichStats:
+    leads: int = 0  # open leads looked at
+    insufficient_data: int = 0  # skipped, no call
+    identities: int = 0  # distinct people among the eligible leads
+    requests: int = 0  # HTTP attempts sent to Apollo
+    calls: int = 0  # bulk calls answered
+    matched: int = 0  # people matched by our calls
+    no_match: int = 0
+    quarantined: int = 0
+    cache_hits: int = 0  # people answered from the dedup cache, no call
+    enriched_leads: int = 0  # leads written with a match (ours or cached)
+    failed: int = 0  # people given up after retries (enrich_failed, not charged)
+    busy: int = 0  # people another run was still buying when we gave up waiting
+    in_doubt: int = 0  # people whose request was in flight when a run died
+    retries: int = 0
+    http_429: int = 0
+    possibly_charged_requests: int = 0  # timeouts after sending: Apollo may have billed
+    credits: int = 0
+    spend: Decimal = Decimal(0)
+    stopped: StopReason | None = None
+    message: str | None = None
+
+    def as_metadata(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["spend"] = float(self.spend)
+        out["stopped"] = self.stopped.value if self.stopped else None
+        return out
+
+
+@dataclass(frozen=True)
+class _Person:
+    key: str
+    input: MatchInput
+
+
+def _domain(website: str | None) -> str | None:
+    if not website or not website.strip():
+        return None
+    value = website.strip()
+    host = urlsplit(value if "://" in value else f"http://{value}").hostname
+    return host.removeprefix("www.") if host else None
+
+
+def match_input(lead: Any, reveal_phone_number: bool) -> MatchInput:
+    """What we send Apollo for a lead row (first/last name, else the contact name)."""
+    has_names = bool(lead.first_name and lead.last_name)
+    return MatchInput(
+        id=lead.apollo_person_id,
+        first_name=lead.first_name,
+        last_name=lead.last_name,
+        name=None if has_names else lead.contact_name,
+        email=lead.email,
+        linkedin_url=lead.linkedin_url,
+        organization_name=lead.company_name,
+        domain=_domain(lead.website),
+        reveal_phone_number=reveal_phone_number,
+    )
+
+
+_OPEN_LEADS = text(f"""
+    SELECT id, apollo_person_id, first_name, last_name, contact_name, email, linkedin_url,
+           company_name, website
+    FROM leads WHERE team_id = :t AND sector = :sector AND id > :after AND {_OPEN}
+    ORDER BY id LIMIT :n
+""")
+_SET_KEYS = text("""
+    UPDATE leads l SET enrichment_key = v.k
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:keys AS text[])) AS v(id, k)
+    WHERE l.team_id = :t AND l.id = v.id AND l.enrichment_key IS DISTINCT FROM v.k
+""")
+_INSUFFICIENT = text("""
+    UPDATE leads SET enrichment_status = 'insufficient_data', enrichment_error = NULL,
+        updated_at = now()
+    WHERE team_id = :t AND id = ANY(:ids)
+      AND enrichment_status IS DISTINCT FROM 'insufficient_data'
+""")
+_SETTLE = text(f"""
+    UPDATE leads SET enrichment_status = :status, enrichment_error = :error,
+        updated_at = now()
+    WHERE team_id = :t AND enrichment_key = ANY(:keys) AND {_OPEN}
+""")
+_ENRICH = text(f"""
+    UPDATE leads SET enrichment_status = 'enriched', enrichment_error = NULL,
+        enriched_at = now(), updated_at = now(),
+        apollo_person_id = :person_id, apollo_organization_id = :organization_id,
+        apollo_data = :raw,
+        title = coalesce(title, :title), linkedin_url = coalesce(linkedin_url, :linkedin_url),
+        seniority = :seniority, departments = :departments, apollo_email = :apollo_email,
+        email_status = :email_status, mobile_phones = :mobile_phones,
+        organization_name = :organization_name, organization_website = :organization_website,
+        founded_year = :founded_year, employee_count = :employee_count, industry = :industry,
+        keywords = :keywords, organization_location = :organization_location,
+        annual_revenue = :annual_revenue, technologies = :technologies,
+        revenue_tier = :revenue_tier, years_in_business = :years_in_business,
+        has_verified_email = :has_verified_email, has_linkedin = :has_linkedin,
+        is_owner_or_c_level = :is_owner_or_c_level, is_main_street = :is_main_street,
+        is_established = :is_established, score = :score
+    WHERE team_id = :t AND enrichment_key = :key AND {_OPEN}
+""").bindparams(bindparam("raw", type_=JSONB))
+
+
+def _lead_values(person: ApolloPerson, raw: Any) -> dict[str, Any]:
+    org = person.organization
+    derived = derive(person, datetime.now(UTC).date())
+    location = ", ".join(p for p in (org.city, org.state, org.country) if p) if org else ""
+    return {
+        "person_id": person.id,
+        "organization_id": org.id if org else None,
+        "raw": raw,
+        "title": person.title,
+        "linkedin_url": person.linkedin_url,
+        "seniority": person.seniority,
+        "departments": list(person.departments),
+        "apollo_email": person.email,
+        "email_status": person.email_status,
+        "mobile_phones": person.mobile_numbers,
+        "organization_name": org.name if org else None,
+        "organization_website": org.website_url if org else None,
+        "founded_year": org.founded_year if org else None,
+        "employee_count": org.estimated_num_employees if org else None,
+        "industry": org.industry if org else None,
+        "keywords": list(org.keywords) if org else [],
+        "organization_location": location or None,
+        "annual_revenue": org.annual_revenue if org else None,
+        "technologies": list(org.technology_names) if org else [],
+        **derived.as_dict(),
+    }
+
+
+def _person_credits(person: ApolloPerson | None) -> int:
+    if person is None:
+        return 0
+    return CREDITS_PER_MATCH + (CREDITS_PER_MOBILE if person.mobile_numbers else 0)
+
+
+class _RunGate:
+    """The shared limiter, plus what this run must do around every HTTP attempt: mark the
+    worker's claims ``sent`` once the request is really about to leave, and count."""
+
+    def __init__(self, run: _Run, limiter: PgRateLimiter) -> None:
+        self._run = run
+        self._limiter = limiter
+
+    def before_request(self, endpoint: str, people: int) -> None:
+        self._limiter.before_request(endpoint, people)
+        self._run.mark_sent()
+
+    def after_response(
+        self, endpoint: str, status_code: int, quota: QuotaInfo, retry_after: float | None
+    ) -> None:
+        self._limiter.after_response(endpoint, status_code, quota, retry_after)
+        if status_code == 429:
+            self._run.count(http_429=1)
+
+
+@dataclass
+class _Sending:
+    keys: list[str]
+    reservation: budget.Reservation
+
+
+class _Run:
+    def __init__(
+        self,
+        team_id: uuid.UUID,
+        run_id: str,
+        connection: ApolloConnection,
+        options: EnrichOptions,
+        engine: Engine,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.team_id = team_id
+        self.run_id = run_id
+        self.options = options
+        self.engine = engine
+        self.stats = EnrichStats()
+        self._lock = threading.Condition()
+        self._reserved = 0  # batches of this run holding a budget reservation
+        self._local = threading.local()
+        self.limiter = PgRateLimiter(
+            engine,
+            PROVIDER,
+            connection.limits,
+            max_in_flight=options.max_in_flight,
+            max_wait=connection.max_rate_wait,
+            sleep=sleep,
+        )
+        self.client = ApolloClient(
+            connection.base_url,
+            connection.api_key,
+            timeout=connection.timeout,
+            gate=_RunGate(self, self.limiter),
+            allow_insecure_http=connection.allow_insecure_http,
+        )
+        self.breaker = CircuitBreaker(failure_threshold=5, cooldown=30.0, name="apollo")
+        # A 429 says nothing about the request; wait as told (the limiter pauses every
+        # worker) for as long as a claim can safely be held.
+        self.retry = RetryPolicy(
+            max_attempts=3,
+            max_rate_limit_waits=20,
+            max_retry_after=connection.max_rate_wait,
+            sleep=sleep,
+            on_retry=self._on_retry,
+        )
+
+    # -- bookkeeping ---------------------------------------------------------------
+
+    def count(self, **increments: int | Decimal) -> None:
+        with self._lock:
+            for name, value in increments.items():
+                setattr(self.stats, name, getattr(self.stats, name) + value)
+
+    def stop(self, reason: StopReason, message: str) -> None:
+        with self._lock:
+            if self.stats.stopped is None:
+                self.stats.stopped = reason
+                self.stats.message = message
+                logger.warning("enrichment stopping: %s", message)
+
+    @property
+    def stopped(self) -> bool:
+        return self.stats.stopped is not None
+
+    def _on_retry(self, event: RetryEvent) -> None:
+        unknown = isinstance(event.error, TransientError) and event.error.outcome_unknown
+        self.count(retries=1, possibly_charged_requests=int(unknown))
+
+    def mark_sent(self) -> None:
+        self.count(requests=1)
+        sending: _Sending | None = getattr(self._local, "sending", None)
+        if sending is None:
+            return
+        with tenant_session(self.team_id, self.engine) as s:
+            cache.mark_sent(
+                s,
+                self.team_id,
+                sending.keys,
+                self.run_id,
+                sending.reservation.id,
+                self.options.credits_each,
+            )
+
+    # -- preparing leads -----------------------------------------------------------
+
+    def settle_in_doubt(self) -> None:
+        """Book requests a dead run left in flight at their worst case; never rebuy them."""
+        with tenant_session(self.team_id, self.engine) as s:
+            in_doubt = cache.settle_in_doubt(s, self.team_id, self.options.claim_stale_after)
+            if not in_doubt:
+                return
+            by_reservation: dict[uuid.UUID | None, list[cache.InDoubt]] = {}
+            for entry in in_doubt:
+                by_reservation.setdefault(entry.reservation_id, []).append(entry)
+            for reservation_id, entries in by_reservation.items():
+                units = sum(e.credits for e in entries)
+                reservation = budget.Reservation(
+                    self.team_id, reservation_id or uuid.uuid4(), PROVIDER, Decimal(0), _now()
+                )
+                spent = budget.commit(s, reservation, [self._entry(IN_DOUBT_OPERATION, units)])
+                self.count(credits=units, spend=spent)
+            keys = [e.identity_key for e in in_doubt]
+            s.execute(
+                _SETTLE,
+                {
+                    "t": self.team_id,
+                    "keys": keys,
+                    "status": "in_doubt",
+                    "error": "request in flight when a run stopped; booked at its worst case",
+                },
+            )
+        self.count(in_doubt=len(in_doubt))
+        logger.warning("%d people were in flight when a run died: booked as in doubt", len(keys))
+
+    def prepare(self, leads: Sequence[Any]) -> list[list[_Person]]:
+        """Mark ineligible leads, key the rest, and plan bulk calls of distinct people."""
+        insufficient: list[int] = []
+        ids: list[int] = []
+        keys: list[str] = []
+        people: dict[str, _Person] = {}
+        for lead in leads:
+            inp = match_input(lead, self.options.reveal_phone_number)
+            if match_eligibility(inp) is not None:
+                insufficient.append(lead.id)
+                continue
+            key = inp.identity_key()
+            ids.append(lead.id)
+            keys.append(key)
+            people.setdefault(key, _Person(key, inp))
+        with tenant_session(self.team_id, self.engine) as s:
+            if insufficient:
+                s.execute(_INSUFFICIENT, {"t": self.team_id, "ids": insufficient})
+            if ids:
+                s.execute(_SET_KEYS, {"t": self.team_id, "ids": ids, "keys": keys})
+        self.count(leads=len(leads), insufficient_data=len(insufficient), identities=len(people))
+        distinct = list(people.values())
+        return [distinct[i : i + MAX_BULK] for i in range(0, len(distinct), MAX_BULK)]
+
+    # -- one bulk call -------------------------------------------------------------
+
+    def process(self, batch: list[_Person]) -> list[_Person]:
+        """Buy ``batch`` (or serve it from cache); returns the people another run holds."""
+        if self.stopped:
+            return []
+        claimed, busy = self._claim(batch)
+        if not claimed:
+            return busy
+        keys = [p.key for p in claimed]
+        reservation = self._reserve(len(claimed))
+        if reservation is None:
+            self._release(keys)
+            return []
+        try:
+            self._local.sending = _Sending(keys, reservation)
+            try:
+                result = self.retry.call(
+                    lambda: self.client.bulk_match([p.input for p in claimed]),
+                    breaker=self.breaker,
+                )
+            except MalformedResponse as exc:
+                self._record_unusable(claimed, reservation, exc)
+                return busy
+            except (RateLimited, CircuitOpen, TransientError, PermanentError) as exc:
+                self._give_up(claimed, reservation, exc)
+                return busy
+            finally:
+                self._local.sending = None
+            crashpoint("enrich.after_response")
+            self._record(claimed, reservation, result)
+            crashpoint("enrich.after_commit")
+            return busy
+        finally:
+            self._unreserve()
+
+    def _claim(self, batch: list[_Person]) -> tuple[list[_Person], list[_Person]]:
+        claimed: list[_Person] = []
+        busy: list[_Person] = []
+        hits = 0
+        with tenant_session(self.team_id, self.engine) as s:
+            for person in batch:
+                got = cache.claim(
+                    s,
+                    self.team_id,
+                    person.key,
+                    self.run_id,
+                    self.options.cache_window_days,
+                    stale_after=self.options.claim_stale_after,
+                )
+                if got.outcome is cache.ClaimOutcome.CLAIMED:
+                    claimed.append(person)
+                elif got.outcome is cache.ClaimOutcome.BUSY:
+                    busy.append(person)
+                else:
+                    hits += 1
+                    self._apply_cached(s, person.key, got)
+        self.count(cache_hits=hits)
+        return claimed, busy
+
+    def _reserve(self, people: int) -> budget.Reservation | None:
+        amount = people * self.options.credits_each * self.options.price_per_credit
+        for attempt in range(2):
+            reservation = budget.reserve(self.team_id, amount, engine=self.engine)
+            if reservation is not None:
+                with self._lock:
+                    self._reserved += 1
+                return reservation
+            if attempt == 0:
+                # Our own calls in flight reserved their worst case; once they settle at
+                # what they really cost there may be room again.
+                with self._lock:
+                    self._lock.wait_for(lambda: self._reserved == 0 or self.stopped, 120)
+        cap = budget.get_monthly_cap(self.team_id, engine=self.engine)
+        self.stop(
+            StopReason.BUDGET,
+            f"monthly enrichment budget reached (cap ${cap}); "
+            f"the next call could cost up to ${amount}",
+        )
+        return None
+
+    def _unreserve(self) -> None:
+        with self._lock:
+            self._reserved -= 1
+            self._lock.notify_all()
+
+    def _release(self, keys: list[str]) -> None:
+        with tenant_session(self.team_id, self.engine) as s:
+            cache.release(s, self.team_id, keys, self.run_id)
+
+    def _give_up(
+        self, claimed: list[_Person], reservation: budget.Reservation, exc: Exception
+    ) -> None:
+        """Nothing was billed as far as we know: release the money and the claims."""
+        keys = [p.key for p in claimed]
+        budget.release(reservation, engine=self.engine)
+        self._release(keys)
+        if isinstance(exc, TransientError):
+            # Apollo kept failing for these people: they are retried by the next run.
+            self.count(failed=len(claimed), possibly_charged_requests=int(exc.outcome_unknown))
+            with tenant_session(self.team_id, self.engine) as s:
+                s.execute(
+                    _SETTLE,
+                    {"t": self.team_id, "keys": keys, "status": "enrich_failed", "error": str(exc)},
+                )
+            if self.breaker.state is not BreakerState.CLOSED:
+                self.stop(
+                    StopReason.PROVIDER_DOWN,
+                    f"Apollo is failing ({exc}); circuit opened after "
+                    f"{self.breaker.failure_threshold} consecutive failures",
+                )
+        elif isinstance(exc, CircuitOpen):
+            self.stop(StopReason.PROVIDER_DOWN, f"Apollo is failing: {exc}")
+        elif isinstance(exc, RateLimited):
+            self.stop(
+                StopReason.RATE_QUOTA,
+                f"Apollo rate quota spent: next request allowed in {exc.retry_after:.0f}s",
+            )
+        else:
+            self.stop(StopReason.REFUSED, f"Apollo refused the request: {exc}")
+
+    def _entry(self, operation: str, credits: int) -> budget.LedgerEntry:
+        return budget.LedgerEntry(
+            provider=PROVIDER,
+            operation=operation,
+            units=credits,
+            unit_cost=self.options.price_per_credit,
+            reference=self.options.reference,
+        )
+
+    def _record(
+        self, claimed: list[_Person], reservation: budget.Reservation, result: BulkResult
+    ) -> None:
+        """The answer, the ledger and the leads, in one transaction."""
+        window = self.options.cache_window_days
+        people_credits = sum(_person_credits(r.person) for r in result.results)
+        credits = result.credits_consumed if result.credits_consumed is not None else people_credits
+        counts = {"matched": 0, "no_match": 0, "quarantined": 0, "enriched_leads": 0}
+        with tenant_session(self.team_id, self.engine) as s:
+            for r in result.results:
+                key = claimed[r.index].key
+                if r.status is MatchStatus.MATCHED and r.person is not None:
+                    cache.store(
+                        s,
+                        self.team_id,
+                        key,
+                        "matched",
+                        r.person.id,
+                        r.raw,
+                        _person_credits(r.person),
+                        window,
+                        run_id=self.run_id,
+                    )
+                    counts["enriched_leads"] += self._enrich_leads(s, key, r.person, r.raw)
+                    counts["matched"] += 1
+                elif r.status is MatchStatus.NO_MATCH:
+                    cache.store(s, self.team_id, key, "no_match", None, None, 0, window)
+                    self._settle(s, key, "no_match", None)
+                    counts["no_match"] += 1
+                else:
+                    reason = r.reason or "unusable answer"
+                    cache.store(
+                        s, self.team_id, key, "quarantined", None, {"reason": reason}, 0, window
+                    )
+                    self._settle(s, key, "quarantined", reason)
+                    counts["quarantined"] += 1
+            entries = [self._entry(OPERATION, credits)] if credits else []
+            spent = budget.commit(s, reservation, entries)
+        self.count(calls=1, credits=credits, spend=spent, **counts)
+
+    def _record_unusable(
+        self, claimed: list[_Person], reservation: budget.Reservation, exc: MalformedResponse
+    ) -> None:
+        """Apollo answered 200 with something we cannot map to people: it may have billed."""
+        credits = exc.credits_consumed
+        if credits is None:
+            credits = len(claimed) * self.options.credits_each
+        window = self.options.cache_window_days
+        with tenant_session(self.team_id, self.engine) as s:
+            for person in claimed:
+                cache.store(
+                    s,
+                    self.team_id,
+                    person.key,
+                    "quarantined",
+                    None,
+                    {"reason": str(exc)},
+                    0,
+                    window,
+                )
+                self._settle(s, person.key, "quarantined", str(exc))
+            spent = budget.commit(s, reservation, [self._entry(OPERATION, credits)])
+        self.count(calls=1, quarantined=len(claimed), credits=credits, spend=spent)
+
+    def _settle(self, s: Session, key: str, status: str, error: str | None) -> int:
+        params = {"t": self.team_id, "keys": [key], "status": status, "error": error}
+        return s.execute(_SETTLE, params).rowcount  # type: ignore[attr-defined]
+
+    def _enrich_leads(self, s: Session, key: str, person: ApolloPerson, raw: Any) -> int:
+        params = {"t": self.team_id, "key": key, **_lead_values(person, raw)}
+        return s.execute(_ENRICH, params).rowcount  # type: ignore[attr-defined]
+
+    def _apply_cached(self, s: Session, key: str, got: cache.ClaimResult) -> None:
+        if got.status == "matched" and got.result is not None:
+            person = ApolloPerson.model_validate(got.result)
+            self.count(enriched_leads=self._enrich_leads(s, key, person, got.result))
+        else:
+            reason = (got.result or {}).get("reason") if got.status == "quarantined" else None
+            self._settle(s, key, got.status or "no_match", reason)
+
+    def mark_busy(self, people: list[_Person]) -> None:
+        with tenant_session(self.team_id, self.engine) as s:
+            s.execute(
+                _SETTLE,
+                {
+                    "t": self.team_id,
+                    "keys": [p.key for p in people],
+                    "status": "busy",
+                    "error": "another run was still buying this person; retried next run",
+                },
+            )
+        self.count(busy=len(people))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _open_leads(
+    team_id: uuid.UUID, sector: str, size: int, engine: Engine
+) -> Iterator[Sequence[Any]]:
+    after = 0
+    while True:
+        with tenant_session(team_id, engine) as s:
+            rows = s.execute(
+                _OPEN_LEADS, {"t": team_id, "sector": sector, "after": after, "n": size}
+            ).all()
+        if not rows:
+            return
+        yield rows
+        after = rows[-1].id
+
+
+def enrich_sector(
+    team_id: uuid.UUID,
+    sector: str,
+    *,
+    connection: ApolloConnection,
+    options: EnrichOptions,
+    run_id: str,
+    engine: Engine | None = None,
+    log: Callable[[str], None] = logger.info,
+    sleep: Callable[[float], None] = time.sleep,
+) -> EnrichStats:
+    """Enrich the open leads of ``team_id`` in ``sector``; see the module docstring."""
+    engine = engine or app_engine()
+    run = _Run(team_id, run_id, connection, options, engine, sleep)
+    try:
+        run.settle_in_doubt()
+        waiting: list[_Person] = []
+        with ThreadPoolExecutor(options.max_in_flight, thread_name_prefix="enrich") as pool:
+            for leads in _open_leads(team_id, sector, options.chunk_leads, engine):
+                if run.stopped:
+                    break
+                batches = run.prepare(leads)
+                for future in as_completed([pool.submit(run.process, b) for b in batches]):
+                    waiting.extend(future.result())
+                stats = run.stats
+                log(
+                    f"{stats.leads} leads: {stats.matched} matched, {stats.cache_hits} from "
+                    f"cache, {stats.requests} requests, ${stats.spend} spent"
+                )
+            deadline = time.monotonic() + options.busy_wait
+            while waiting and not run.stopped and time.monotonic() < deadline:
+                sleep(1.0)
+                batches = [waiting[i : i + MAX_BULK] for i in range(0, len(waiting), MAX_BULK)]
+                waiting = []
+                for future in as_completed([pool.submit(run.process, b) for b in batches]):
+                    waiting.extend(future.result())
+        if waiting:
+            run.mark_busy(waiting)
+    finally:
+        run.client.close()
+    return run.stats

@@ -1,0 +1,274 @@
+"""The enriched_leads asset against the sandbox Apollo over loopback: results on the leads,
+one payment per person, the ledger equal to what the sandbox charged, the budget, 429s,
+failures, concurrency and a kill -9 in the middle."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import dagster as dg
+import pytest
+from sqlalchemy import text
+
+from outreach_assets.enrichment import enrich_after_ingest_sensor, enriched_leads
+from outreach_assets.partitions import partition_key, teams_partitions
+from outreach_assets.resources import ApolloResource
+from outreach_core.db.engine import tenant_session
+from outreach_core.enrich.apollo_models import ApolloPerson
+from outreach_core.enrich.derive import derive
+from outreach_core.sandbox.apollo import SandboxApollo
+from tests.helpers import csv_bytes, land, run_sensor_and_jobs
+
+SECTOR = "construction"
+PRICE = Decimal("0.10")
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.DagsterInstance.ephemeral() as inst:
+        yield inst
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxApollo]:
+    with SandboxApollo(latency=0.01) as server:
+        yield server
+
+
+def apollo(sandbox: SandboxApollo, **overrides: Any) -> ApolloResource:
+    settings: dict[str, Any] = {
+        "base_url": sandbox.base_url,
+        "api_key": "test-key",
+        "requests_per_minute": 60_000,
+        "requests_per_hour": None,
+        "requests_per_day": None,
+        "price_per_credit": str(PRICE),
+        "busy_wait_seconds": 10.0,
+        **overrides,
+    }
+    return ApolloResource(**settings)
+
+
+def person(i: int, **extra: str) -> dict[str, Any]:
+    return {
+        "first_name": f"Pat{i}",
+        "last_name": f"Lee{i}",
+        "email": f"pat{i}@builder{i % 7}.com",
+        "phone": f"+1212555{i:04d}",
+        "company_name": f"Builder {i % 7} LLC",
+        **extra,
+    }
+
+
+def details(p: dict[str, Any]) -> dict[str, str]:
+    """What the runner sends Apollo for a seeded lead."""
+    return {
+        "first_name": p["first_name"],
+        "last_name": p["last_name"],
+        "email": p["email"],
+        "organization_name": p["company_name"],
+    }
+
+
+def seed(team_id: uuid.UUID, people: list[dict[str, Any]], sector: str = SECTOR) -> None:
+    """Leads as ingestion leaves them (the ingestion path has its own tests)."""
+    rows = [
+        {
+            "first_name": None,
+            "last_name": None,
+            "email": None,
+            "phone": None,
+            "company_name": None,
+            "website": None,
+            "linkedin_url": None,
+            **p,
+            "t": team_id,
+            "sector": sector,
+        }
+        for p in people
+    ]
+    with tenant_session(team_id) as s:
+        s.execute(
+            text(
+                "INSERT INTO leads (team_id, first_name, last_name, email, phone, company_name, "
+                "website, linkedin_url, sector, bucket_id) VALUES (:t, :first_name, :last_name, "
+                ":email, :phone, :company_name, :website, :linkedin_url, :sector, "
+                "'us-construction-general-contractors')"
+            ),
+            rows,
+        )
+
+
+def enrich(
+    instance: dg.DagsterInstance,
+    team_id: uuid.UUID,
+    resource: ApolloResource,
+    sector: str = SECTOR,
+    raise_on_error: bool = True,
+) -> dg.ExecuteInProcessResult:
+    instance.add_dynamic_partitions(teams_partitions.name, [str(team_id)])
+    return dg.materialize(
+        [enriched_leads],
+        partition_key=partition_key(team_id, sector),
+        instance=instance,
+        resources={"apollo": resource},
+        raise_on_error=raise_on_error,
+    )
+
+
+def metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+    if result.success:
+        event = result.asset_materializations_for_node("enriched_leads")[0]
+        values = event.metadata
+    else:
+        failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+        assert failure is not None
+        values = failure.metadata
+    return {k: v.value for k, v in values.items()}
+
+
+def leads(team_id: uuid.UUID) -> list[Any]:
+    with tenant_session(team_id) as s:
+        return list(s.execute(text("SELECT * FROM leads ORDER BY id")).all())
+
+
+def ledger(team_id: uuid.UUID) -> list[Any]:
+    with tenant_session(team_id) as s:
+        return list(
+            s.execute(text("SELECT operation, units, unit_cost, amount FROM cost_ledger")).all()
+        )
+
+
+def ledger_credits(team_id: uuid.UUID, operation: str = "people_bulk_match") -> int:
+    return sum(r.units for r in ledger(team_id) if r.operation == operation)
+
+
+def statuses(team_id: uuid.UUID) -> dict[str | None, int]:
+    out: dict[str | None, int] = {}
+    for lead in leads(team_id):
+        out[lead.enrichment_status] = out.get(lead.enrichment_status, 0) + 1
+    return out
+
+
+def test_leads_get_person_organisation_derived_fields_score_and_a_ledger_row(
+    instance, team, sandbox
+) -> None:
+    people = [person(i) for i in range(25)]
+    people += [{"phone": f"+1313555{i:04d}", "company_name": "No Name Co"} for i in range(4)]
+    seed(team.team_id, people)
+
+    result = enrich(instance, team.team_id, apollo(sandbox))
+
+    meta = metadata(result)
+    expected = {i: sandbox.lookup(details(people[i])) for i in range(25)}
+    matched = sum(1 for p in expected.values() if p is not None)
+    assert meta["insufficient_data"] == 4
+    assert meta["identities"] == 25
+    assert meta["matched"] == matched and meta["no_match"] == 25 - matched
+    assert meta["requests"] == meta["calls"] == 3  # 10 + 10 + 5, bulk
+    assert meta["cache_hits"] == 0 and meta["http_429"] == 0 and meta["retries"] == 0
+    assert meta["credits"] == sandbox.requests.credits_charged == matched
+    assert Decimal(str(meta["spend"])) == matched * PRICE
+
+    # The ledger holds exactly what the sandbox charged, at the configured price.
+    rows = ledger(team.team_id)
+    assert sum(r.units for r in rows) == sandbox.requests.credits_charged
+    assert sum(r.amount for r in rows) == sandbox.requests.credits_charged * PRICE
+    assert {r.unit_cost for r in rows} == {PRICE}
+
+    by_email = {lead.email: lead for lead in leads(team.team_id)}
+    today = datetime.now(UTC).date()
+    for i, raw in expected.items():
+        lead = by_email[people[i]["email"]]
+        if raw is None:
+            assert lead.enrichment_status == "no_match"
+            assert lead.score == 50
+            continue
+        want = ApolloPerson.model_validate(raw)
+        derived = derive(want, today)
+        org = want.organization
+        assert org is not None
+        assert lead.enrichment_status == "enriched"
+        assert lead.apollo_person_id == want.id
+        assert (lead.title, lead.seniority, lead.departments) == (
+            want.title,
+            want.seniority,
+            want.departments,
+        )
+        assert (lead.apollo_email, lead.email_status) == (want.email, want.email_status)
+        assert (lead.organization_name, lead.industry, lead.employee_count) == (
+            org.name,
+            org.industry,
+            org.estimated_num_employees,
+        )
+        assert lead.technologies == org.technology_names and lead.keywords == org.keywords
+        assert lead.founded_year == org.founded_year
+        assert (lead.revenue_tier, lead.years_in_business) == (
+            derived.revenue_tier,
+            derived.years_in_business,
+        )
+        assert lead.is_owner_or_c_level == derived.is_owner_or_c_level
+        assert lead.is_main_street == derived.is_main_street
+        assert lead.score == derived.score
+        assert lead.apollo_data["id"] == want.id
+    skipped = [lead for lead in leads(team.team_id) if lead.company_name == "No Name Co"]
+    assert {lead.enrichment_status for lead in skipped} == {"insufficient_data"}
+
+    # Nothing left to do: a second run makes no request and spends nothing.
+    before = sandbox.requests.total
+    again = metadata(enrich(instance, team.team_id, apollo(sandbox)))
+    assert sandbox.requests.total == before
+    assert again["requests"] == 0 and again["spend"] == 0
+
+
+def test_the_same_contact_in_three_uploads_costs_one_call(instance, team, sandbox) -> None:
+    """Through the real ingestion job: one person arriving three times (other phones, so
+    three leads) and a repeated contact are each bought once; the sensor queues
+    enrichment after every ingest run."""
+    resource = apollo(sandbox)
+    for n in range(3):
+        rows = [
+            {
+                "contact_name": "Dana Whitfield",
+                "company": "Whitfield Plumbing",
+                "website": "https://www.whitfieldplumbing.com",
+                "phone": f"(212) 555-01{n:02d}",
+                "email": "",
+            },
+            {
+                "contact_name": "Sam Ortiz",
+                "company": "Ortiz Pipes",
+                "website": "",
+                "phone": "",
+                "email": "sam@ortizpipes.com",
+            },
+        ]
+        upload = land(team.team_id, csv_bytes(rows), filename=f"week{n}.csv")
+        (ingested,) = run_sensor_and_jobs(instance, {upload.id})
+        context = dg.build_run_status_sensor_context(
+            sensor_name="enrich_after_ingest_sensor",
+            dagster_instance=instance,
+            dagster_run=ingested.dagster_run,
+            dagster_event=ingested.get_run_success_event(),
+        )
+        request = enrich_after_ingest_sensor(context)
+        assert isinstance(request, dg.RunRequest)
+        assert request.partition_key == str(partition_key(team.team_id, SECTOR))
+        meta = metadata(enrich(instance, team.team_id, resource))
+        # Later weeks: Dana's new lead is answered from the cache; Sam merged into the
+        # lead enriched in week 0, which is settled.
+        assert meta["cache_hits"] == (0 if n == 0 else 1)
+        assert meta["requests"] == (1 if n == 0 else 0)
+
+    dana = [lead for lead in leads(team.team_id) if lead.contact_name == "Dana Whitfield"]
+    assert len(dana) == 3
+    assert len({lead.enrichment_key for lead in dana}) == 1
+    assert len({lead.enrichment_status for lead in dana}) == 1
+    # Two people, two paid lookups at most (one each), whatever the sandbox matched.
+    assert sandbox.requests.endpoint("/api/v1/people/bulk_match") == 1
+    assert sandbox.requests.duplicate_paid_matches == 0
+    assert ledger_credits(team.team_id) == sandbox.requests.credits_charged
