@@ -4,6 +4,12 @@ failures, concurrency and a kill -9 in the middle."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,6 +24,7 @@ from outreach_assets.enrichment import enrich_after_ingest_sensor, enriched_lead
 from outreach_assets.partitions import partition_key, teams_partitions
 from outreach_assets.resources import ApolloResource
 from outreach_core.db.engine import tenant_session
+from outreach_core.enrich import budget
 from outreach_core.enrich.apollo_models import ApolloPerson
 from outreach_core.enrich.derive import derive
 from outreach_core.sandbox.apollo import SandboxApollo
@@ -272,3 +279,216 @@ def test_the_same_contact_in_three_uploads_costs_one_call(instance, team, sandbo
     assert sandbox.requests.endpoint("/api/v1/people/bulk_match") == 1
     assert sandbox.requests.duplicate_paid_matches == 0
     assert ledger_credits(team.team_id) == sandbox.requests.credits_charged
+
+
+def run_concurrently(*jobs: Any) -> list[Any]:
+    results: list[Any] = [None] * len(jobs)
+    barrier = threading.Barrier(len(jobs))
+
+    def go(i: int) -> None:
+        barrier.wait()
+        results[i] = jobs[i]()
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return results
+
+
+def test_two_concurrent_runs_over_the_same_leads_pay_once_per_person(team, sandbox) -> None:
+    seed(team.team_id, [person(i) for i in range(60)])
+    sandbox.latency = 0.05
+
+    def run() -> dict[str, Any]:
+        with dg.DagsterInstance.ephemeral() as inst:
+            return metadata(enrich(inst, team.team_id, apollo(sandbox, max_in_flight=4)))
+
+    first, second = run_concurrently(run, run)
+
+    assert sandbox.requests.duplicate_paid_matches == 0
+    matched = first["matched"] + second["matched"]
+    assert matched == sandbox.requests.paid_matches
+    assert first["identities"] + second["identities"] >= 60
+    assert ledger_credits(team.team_id) == sandbox.requests.credits_charged
+    assert set(statuses(team.team_id)) <= {"enriched", "no_match"}
+
+
+def test_a_429_storm_slows_the_run_down_and_loses_nothing(instance, team, sandbox) -> None:
+    seed(team.team_id, [person(i) for i in range(40)])
+    sandbox.inject(*["429:0.4"] * 6)
+
+    started = time.monotonic()
+    meta = metadata(enrich(instance, team.team_id, apollo(sandbox, max_in_flight=2)))
+
+    assert meta["http_429"] == 6 == sandbox.requests.rate_limited
+    # Every 429 paused every worker (the pause lives in PostgreSQL) for its Retry-After.
+    assert time.monotonic() - started >= 0.4 * 3
+    assert meta["calls"] == 4 and meta["requests"] == 10
+    assert set(statuses(team.team_id)) <= {"enriched", "no_match"}
+    assert meta["matched"] == sandbox.requests.paid_matches
+    assert ledger_credits(team.team_id) == sandbox.requests.credits_charged
+    assert sandbox.requests.duplicate_paid_matches == 0
+
+
+def test_5xx_and_timeouts_are_retried_then_marked_enrich_failed_without_charge(
+    instance, team, sandbox
+) -> None:
+    seed(team.team_id, [person(i) for i in range(10)])
+    sandbox.inject("500", "timeout:1.5", "503")  # three attempts, all failing
+    resource = apollo(sandbox, max_in_flight=1, timeout_seconds=0.5)
+
+    meta = metadata(enrich(instance, team.team_id, resource))
+
+    assert meta["requests"] == 3 and meta["retries"] == 2 and meta["failed"] == 10
+    assert meta["possibly_charged_requests"] == 1  # the timeout: sent, no answer
+    assert statuses(team.team_id) == {"enrich_failed": 10}
+    assert leads(team.team_id)[0].enrichment_error.startswith("/api/v1/people/bulk_match: HTTP")
+    assert ledger(team.team_id) == [] and sandbox.requests.credits_charged == 0
+    with tenant_session(team.team_id) as s:
+        assert s.scalar(text("SELECT count(*) FROM budget_reservations")) == 0
+        assert s.scalar(text("SELECT count(*) FROM enrichment_cache")) == 0
+
+    # The next run picks them up again.
+    again = metadata(enrich(instance, team.team_id, resource))
+    assert again["calls"] == 1 and set(statuses(team.team_id)) <= {"enriched", "no_match"}
+    assert ledger_credits(team.team_id) == sandbox.requests.credits_charged
+
+
+def test_circuit_opens_the_run_fails_with_a_clear_message_and_a_rerun_resumes(
+    instance, team, sandbox
+) -> None:
+    seed(team.team_id, [person(i) for i in range(40)])
+    sandbox.inject(*["503"] * 5)
+    resource = apollo(sandbox, max_in_flight=1)
+
+    failed = enrich(instance, team.team_id, resource, raise_on_error=False)
+
+    assert not failed.success
+    meta = metadata(failed)
+    assert meta["stopped"] == "provider_unavailable"
+    assert "circuit opened after 5 consecutive failures" in meta["message"]
+    assert meta["requests"] == 5 and meta["calls"] == 0
+    assert ledger(team.team_id) == []
+    resumed = metadata(enrich(instance, team.team_id, resource))
+    assert resumed["calls"] == 4
+    assert set(statuses(team.team_id)) <= {"enriched", "no_match"}
+    assert ledger_credits(team.team_id) == sandbox.requests.credits_charged
+
+
+def _month() -> str:
+    return datetime.now(UTC).strftime("%Y-%m")
+
+
+def _spent(team_id: uuid.UUID) -> Decimal:
+    return sum((r.amount for r in budget.month_spend(team_id, _month())), Decimal(0))
+
+
+def test_budget_reached_mid_run_stops_cleanly_and_never_overspends(instance, team, sandbox) -> None:
+    seed(team.team_id, [person(i) for i in range(60)])
+    budget.set_monthly_cap(team.team_id, Decimal("2.50"))  # 25 credits at $0.10
+
+    result = enrich(instance, team.team_id, apollo(sandbox, max_in_flight=1))
+
+    assert result.success  # a reached cap is not a failure
+    meta = metadata(result)
+    assert meta["stopped"] == "budget_cap_reached"
+    assert "monthly enrichment budget reached (cap $2.50)" in meta["message"]
+    assert _spent(team.team_id) <= Decimal("2.50")
+    assert _spent(team.team_id) == sandbox.requests.credits_charged * PRICE
+    assert statuses(team.team_id).get(None, 0) > 0  # left open for next month or a new cap
+
+    budget.set_monthly_cap(team.team_id, None)
+    enrich(instance, team.team_id, apollo(sandbox, max_in_flight=1))
+    assert None not in statuses(team.team_id)
+    assert sandbox.requests.duplicate_paid_matches == 0
+
+
+def test_two_concurrent_runs_never_spend_past_the_cap(team, sandbox) -> None:
+    seed(team.team_id, [person(i) for i in range(50)], sector="construction")
+    seed(team.team_id, [person(i) for i in range(100, 150)], sector="healthcare")
+    budget.set_monthly_cap(team.team_id, Decimal("3.00"))
+    sandbox.latency = 0.05
+
+    def run(sector: str) -> Any:
+        def go() -> dict[str, Any]:
+            with dg.DagsterInstance.ephemeral() as inst:
+                resource = apollo(sandbox, max_in_flight=3)
+                return metadata(enrich(inst, team.team_id, resource, sector=sector))
+
+        return go
+
+    outcomes = run_concurrently(run("construction"), run("healthcare"))
+
+    assert _spent(team.team_id) <= Decimal("3.00")
+    assert _spent(team.team_id) == sandbox.requests.credits_charged * PRICE
+    assert {o["stopped"] for o in outcomes} == {"budget_cap_reached"}
+    with tenant_session(team.team_id) as s:
+        assert s.scalar(text("SELECT count(*) FROM budget_reservations")) == 0
+
+
+def _killed_run(team_id: uuid.UUID, sandbox: SandboxApollo, crash_at: str) -> None:
+    script = f"""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from decimal import Decimal
+from pydantic import SecretStr
+from outreach_core.enrich.runner import ApolloConnection, EnrichOptions, enrich_sector
+enrich_sector(
+    uuid.UUID("{team_id}"), "{SECTOR}",
+    connection=ApolloConnection("{sandbox.base_url}", SecretStr("k"), limits={{"minute": 60000}}),
+    options=EnrichOptions(price_per_credit=Decimal("{PRICE}"), max_in_flight=1),
+    run_id="killed-run",
+)
+"""
+    env = {**os.environ, "OUTREACH_CRASH_AT": crash_at}
+    killed = subprocess.run([sys.executable, "-c", script], env=env, check=False)
+    assert killed.returncode == -signal.SIGKILL
+
+
+def test_kill_9_between_calls_then_rerun_buys_nobody_twice(instance, team, sandbox) -> None:
+    seed(team.team_id, [person(i) for i in range(50)])
+    _killed_run(team.team_id, sandbox, "enrich.after_commit:2")
+    assert sandbox.requests.endpoint("/api/v1/people/bulk_match") == 2
+
+    meta = metadata(enrich(instance, team.team_id, apollo(sandbox)))
+
+    assert meta["identities"] == 30 and meta["calls"] == 3
+    assert set(statuses(team.team_id)) <= {"enriched", "no_match"}
+    assert sandbox.requests.duplicate_paid_matches == 0
+    assert ledger_credits(team.team_id) == sandbox.requests.credits_charged
+    assert len(ledger(team.team_id)) == sandbox.requests.charged_requests
+
+
+def test_kill_9_with_a_call_in_flight_leaves_it_in_doubt_never_bought_twice(
+    instance, team, sandbox
+) -> None:
+    """Killed after Apollo answered the 2nd call but before we stored the answer: that
+    answer is lost, and Apollo billed it. The rerun does not buy those people again: it
+    books the call at its worst case and marks them in_doubt."""
+    seed(team.team_id, [person(i) for i in range(50)])
+    _killed_run(team.team_id, sandbox, "enrich.after_response:2")
+    time.sleep(1.2)
+
+    meta = metadata(enrich(instance, team.team_id, apollo(sandbox, claim_stale_after_seconds=1)))
+
+    assert meta["in_doubt"] == 10
+    assert statuses(team.team_id)["in_doubt"] == 10
+    assert sandbox.requests.duplicate_paid_matches == 0
+    # One ledger row per call Apollo charged for: confirmed ones at what they cost, the
+    # one in doubt at its worst case (10 people x 1 credit), so never under what was spent.
+    assert len(ledger(team.team_id)) == sandbox.requests.charged_requests
+    confirmed = ledger_credits(team.team_id)
+    unconfirmed = ledger_credits(team.team_id, "people_bulk_match_unconfirmed")
+    assert unconfirmed == 10
+    assert confirmed < sandbox.requests.credits_charged <= confirmed + unconfirmed
+    # A third run has nothing left to buy.
+    before = sandbox.requests.total
+    enrich(instance, team.team_id, apollo(sandbox))
+    assert sandbox.requests.total == before
