@@ -1,6 +1,7 @@
 """`make demo`: land the bundled sample CSVs for a demo team, let the upload sensor turn them
 into runs, execute those runs in-process on the real Dagster instance (PostgreSQL storage
-under OUTREACH_HOME), and print what happened. Safe to run again: the same contacts merge
+under OUTREACH_HOME), enrich the leads against the sandbox Apollo, and print what
+happened. Safe to run again: the same contacts merge
 into the same leads."""
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 from importlib.resources import files
 from pathlib import Path
 
@@ -16,18 +19,24 @@ from rich.console import Console
 from sqlalchemy import func, select
 
 from outreach_assets.definitions import defs
+from outreach_assets.enrichment import enriched_leads
+from outreach_assets.partitions import partition_key
+from outreach_assets.resources import ApolloResource
 from outreach_assets.sensors import upload_sensor
 from outreach_core.catalog import load_catalog
 from outreach_core.datalake import TeamLake, store_from_url
 from outreach_core.db.engine import tenant_session
 from outreach_core.db.migrate import migrate
 from outreach_core.db.tables import BucketIndex, Lead, Upload
+from outreach_core.enrich import budget
 from outreach_core.instance import storage_environment, write_dagster_yaml
+from outreach_core.sandbox.apollo import SandboxApollo
 from outreach_core.settings import get_settings
 from outreach_core.teams import create_team, get_team
 from outreach_core.uploads.landing import land_upload
 
 DEMO_TEAM_FILE = "demo_team_id"
+DEMO_PRICE_PER_CREDIT = "0.10"
 
 
 def _demo_team(console: Console) -> uuid.UUID:
@@ -99,7 +108,61 @@ def run_demo(console: Console) -> None:
         console.print(f"run {run.run_id[:8]} for partition {request.partition_key}: {state}")
 
     _report(console, team_id, upload_ids)
+    _enrich(console, instance, team_id, sorted({r.partition_key for r in ours if r.partition_key}))
     console.print(f"demo finished in {time.perf_counter() - started:.1f} s")
+
+
+def _enrich(
+    console: Console, instance: dg.DagsterInstance, team_id: uuid.UUID, partitions: list[str]
+) -> None:
+    """Enrich the demo team's partitions against the sandbox Apollo on loopback."""
+    console.rule("Enrichment (sandbox Apollo on loopback)")
+    if not partitions:
+        partitions = [
+            str(partition_key(team_id, sector))
+            for sector in sorted({load_catalog().get(p.stem).sector for p in _samples()})
+        ]
+    with SandboxApollo(latency=0.05, rate_limit_per_minute=600) as sandbox:
+        apollo = ApolloResource(
+            base_url=sandbox.base_url,
+            api_key="sandbox-demo-key",
+            requests_per_minute=600,
+            requests_per_hour=None,
+            requests_per_day=None,
+            price_per_credit=DEMO_PRICE_PER_CREDIT,
+        )
+        for key in partitions:
+            result = dg.materialize(
+                [enriched_leads],
+                partition_key=key,
+                instance=instance,
+                resources={"apollo": apollo},
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                raise_on_error=False,
+            )
+            if not result.success:
+                console.print(f"[red]enrichment of {key} FAILED[/red]")
+                continue
+            m = {
+                k: v.value
+                for k, v in result.asset_materializations_for_node("enriched_leads")[
+                    0
+                ].metadata.items()
+            }
+            console.print(
+                f"[bold]{key}[/bold]: {m['leads']} open leads, {m['insufficient_data']} skipped "
+                f"(insufficient data), {m['identities']} people: {m['matched']} matched, "
+                f"{m['no_match']} no match, {m['cache_hits']} from cache; {m['requests']} "
+                f"requests, {m['http_429']} answered 429; {m['credits']} credits, "
+                f"${m['spend']:.2f}"
+            )
+        counted = sandbox.requests.snapshot()
+    spend = budget.month_spend(team_id, datetime.now(UTC).strftime("%Y-%m"))
+    total = sum((row.amount for row in spend), Decimal(0))
+    console.print(
+        f"sandbox Apollo counted {counted.total} requests and {counted.credits_charged} credits; "
+        f"the demo team's ledger this month: ${total:.2f} at ${DEMO_PRICE_PER_CREDIT} a credit"
+    )
 
 
 def _report(console: Console, team_id: uuid.UUID, upload_ids: list[uuid.UUID]) -> None:

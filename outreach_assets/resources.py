@@ -102,9 +102,20 @@ class ApolloResource(dg.ConfigurableResource):
         )
 
 
+SANDBOX_REQUESTS_PER_MINUTE = 600
+
+
 def default_apollo() -> ApolloResource:
-    """Apollo from the environment: APOLLO_BASE_URL and APOLLO_API_KEY (`outreach dev`
-    points them at the sandbox in sandbox mode)."""
-    return ApolloResource(
-        base_url=get_settings().apollo_base_url, api_key=dg.EnvVar("APOLLO_API_KEY")
-    )
+    """Apollo from the environment: APOLLO_BASE_URL and APOLLO_API_KEY. In sandbox mode
+    `outreach dev` points them at a sandbox it starts with a 600-a-minute limit; live,
+    the free plan's limits apply until the resource is configured for yours."""
+    settings = get_settings()
+    if settings.provider_mode == "sandbox":
+        return ApolloResource(
+            base_url=settings.apollo_base_url,
+            api_key=dg.EnvVar("APOLLO_API_KEY"),
+            requests_per_minute=SANDBOX_REQUESTS_PER_MINUTE,
+            requests_per_hour=None,
+            requests_per_day=None,
+        )
+    return ApolloResource(base_url=settings.apollo_base_url, api_key=dg.EnvVar("APOLLO_API_KEY"))

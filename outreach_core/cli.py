@@ -228,11 +228,34 @@ def dev(api_port: int = 8000, dagster_port: int = 3000) -> None:
     """Start the Dagster UI on this code location and the API, both on loopback."""
     from outreach_core.db.migrate import migrate
     from outreach_core.instance import storage_environment, write_dagster_yaml
+    from outreach_core.settings import get_settings
 
     migrate()
     home = write_dagster_yaml()
     env = {**os.environ, **storage_environment(), "DAGSTER_HOME": str(home)}
     bin_dir = Path(sys.executable).parent
+    sandbox = None
+    if get_settings().provider_mode == "sandbox":
+        # Enrichment runs talk to a fake Apollo on loopback, never to the real one.
+        sandbox = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "outreach_core.sandbox.apollo",
+                "--port",
+                "0",
+                "--latency",
+                "0.05",
+                "--rate-limit",
+                "600",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert sandbox.stdout is not None
+        env["APOLLO_BASE_URL"] = sandbox.stdout.readline().strip()
+        env.setdefault("APOLLO_API_KEY", "sandbox-key")
+        console.print(f"sandbox Apollo on {env['APOLLO_BASE_URL']}")
     api = subprocess.Popen(
         [
             str(bin_dir / "uvicorn"),
@@ -265,6 +288,9 @@ def dev(api_port: int = 8000, dagster_port: int = 3000) -> None:
     finally:
         api.terminate()
         api.wait(10)
+        if sandbox is not None:
+            sandbox.terminate()
+            sandbox.wait(10)
 
 
 if __name__ == "__main__":
