@@ -492,3 +492,22 @@ def test_kill_9_with_a_call_in_flight_leaves_it_in_doubt_never_bought_twice(
     before = sandbox.requests.total
     enrich(instance, team.team_id, apollo(sandbox))
     assert sandbox.requests.total == before
+
+
+def test_enriched_fields_and_filters_over_the_api(instance, team, sandbox, client) -> None:
+    seed(team.team_id, [person(i) for i in range(12)] + [{"phone": "+13135550100"}])
+    enrich(instance, team.team_id, apollo(sandbox))
+
+    enriched = client.get("/v1/leads", params={"enrichment_status": "enriched", "limit": 500})
+    assert enriched.status_code == 200
+    items = enriched.json()["items"]
+    assert items and all(i["enrichment_status"] == "enriched" for i in items)
+    assert all(i["apollo_person_id"] and i["organization_name"] for i in items)
+    assert len(items) == sandbox.requests.paid_matches
+    top = client.get("/v1/leads", params={"min_score": 70}).json()["items"]
+    assert all(i["score"] >= 70 for i in top)
+    assert {i["id"] for i in top} <= {i["id"] for i in items}
+    skipped = client.get("/v1/leads", params={"enrichment_status": "insufficient_data"})
+    assert [i["phone"] for i in skipped.json()["items"]] == ["+13135550100"]
+    bad = client.get("/v1/leads", params={"enrichment_status": "rich"})
+    assert bad.status_code == 422

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from decimal import Decimal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
@@ -42,6 +43,32 @@ class LeadOut(BaseModel):
     source: str | None
     created_at: datetime
     updated_at: datetime
+    # Enrichment (Apollo): the person, the organisation and what we derive from them.
+    enrichment_status: str | None
+    enrichment_error: str | None
+    enriched_at: datetime | None
+    apollo_person_id: str | None
+    seniority: str | None
+    departments: list[str] | None
+    apollo_email: str | None
+    email_status: str | None
+    mobile_phones: list[str] | None
+    organization_name: str | None
+    organization_website: str | None
+    founded_year: int | None
+    employee_count: int | None
+    industry: str | None
+    keywords: list[str] | None
+    organization_location: str | None
+    annual_revenue: Decimal | None
+    technologies: list[str] | None
+    revenue_tier: str | None
+    years_in_business: int | None
+    has_verified_email: bool | None
+    has_linkedin: bool | None
+    is_owner_or_c_level: bool | None
+    is_main_street: bool | None
+    is_established: bool | None
 
 
 class LeadsPage(BaseModel):
@@ -57,6 +84,18 @@ def list_leads(
     city: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     has_phone: bool | None = None,
     has_email: bool | None = None,
+    enrichment_status: Literal[
+        "enriched",
+        "no_match",
+        "insufficient_data",
+        "enrich_failed",
+        "busy",
+        "quarantined",
+        "in_doubt",
+        "pending",
+    ]
+    | None = None,
+    min_score: Annotated[int | None, Query(ge=0, le=100)] = None,
     after: Annotated[
         int | None, Query(ge=0, le=MAX_BIGINT, description="id of the last lead seen")
     ] = None,
@@ -73,6 +112,12 @@ def list_leads(
         query = query.where(Lead.phone.is_not(None) if has_phone else Lead.phone.is_(None))
     if has_email is not None:
         query = query.where(Lead.email.is_not(None) if has_email else Lead.email.is_(None))
+    if enrichment_status == "pending":  # never looked at by an enrichment run
+        query = query.where(Lead.enrichment_status.is_(None))
+    elif enrichment_status is not None:
+        query = query.where(Lead.enrichment_status == enrichment_status)
+    if min_score is not None:
+        query = query.where(Lead.score >= min_score)
     if after is not None:
         query = query.where(Lead.id > after)
     with tenant_session(team_id) as session:
