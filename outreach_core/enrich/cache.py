@@ -138,6 +138,7 @@ def store(
             result = EXCLUDED.result, credits = EXCLUDED.credits,
             claimed_by = coalesce(EXCLUDED.claimed_by, c.claimed_by),
             expires_at = EXCLUDED.expires_at
+        WHERE EXCLUDED.claimed_by IS NULL OR c.claimed_by = EXCLUDED.claimed_by
     """).bindparams(bindparam("result", type_=JSONB))
     session.execute(
         stmt,
@@ -161,10 +162,11 @@ def mark_sent(
     run_id: str,
     reservation_id: uuid.UUID,
     credits_each: int,
-) -> None:
+) -> int:
     """The request for these claims is about to leave: from now on a crash leaves them
-    in doubt. ``credits_each`` is the most the provider can bill for one of them."""
-    session.execute(
+    in doubt. ``credits_each`` is the most the provider can bill for one of them. Returns
+    how many claims this run still held (fewer: another run took some over, do not send)."""
+    result = session.execute(
         text("""
             UPDATE enrichment_cache SET status = 'sent', reservation_id = :r, credits = :c,
                 claimed_at = now()
@@ -179,6 +181,7 @@ def mark_sent(
             "c": credits_each,
         },
     )
+    return result.rowcount  # type: ignore[attr-defined,no-any-return]
 
 
 def release(session: Session, team_id: uuid.UUID, identity_keys: list[str], run_id: str) -> None:

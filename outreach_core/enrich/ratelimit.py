@@ -123,8 +123,10 @@ class PgRateLimiter:
     # -- RequestGate -----------------------------------------------------------------
 
     def before_request(self, endpoint: str, people: int) -> None:
-        self._wait_for_turn()
         while True:
+            # A fresh slot after every wait: workers woken together by a pause or a new
+            # window still go out one interval apart.
+            self._wait_for_turn()
             now = self.clock()
             wait = self._try_take(now)
             if wait is None:

@@ -133,6 +133,8 @@ class EnrichStats:
     failed: int = 0  # people given up after retries (enrich_failed, not charged)
     busy: int = 0  # people another run was still buying when we gave up waiting
     in_doubt: int = 0  # people whose request was in flight when a run died
+    in_doubt_credits: int = 0  # their worst case, booked by this run (not in credits)
+    in_doubt_spend: Decimal = Decimal(0)
     retries: int = 0
     http_429: int = 0
     possibly_charged_requests: int = 0  # timeouts after sending: Apollo may have billed
@@ -144,6 +146,7 @@ class EnrichStats:
     def as_metadata(self) -> dict[str, Any]:
         out = asdict(self)
         out["spend"] = float(self.spend)
+        out["in_doubt_spend"] = float(self.in_doubt_spend)
         out["stopped"] = self.stopped.value if self.stopped else None
         return out
 
@@ -237,12 +240,15 @@ def _lead_values(person: ApolloPerson, raw: Any) -> dict[str, Any]:
         "mobile_phones": person.mobile_numbers,
         "organization_name": org.name if org else None,
         "organization_website": org.website_url if org else None,
-        "founded_year": org.founded_year if org else None,
-        "employee_count": org.estimated_num_employees if org else None,
+        "founded_year": _int32(org.founded_year) if org else None,
+        "employee_count": _int32(org.estimated_num_employees) if org else None,
         "industry": org.industry if org else None,
         "keywords": list(org.keywords) if org else [],
         "organization_location": location or None,
-        "annual_revenue": org.annual_revenue if org else None,
+        # Numeric(16, 2): anything larger is not a real revenue.
+        "annual_revenue": org.annual_revenue
+        if org and org.annual_revenue is not None and abs(org.annual_revenue) < 1e13
+        else None,
         "technologies": list(org.technology_names) if org else [],
         **derived.as_dict(),
     }
@@ -278,6 +284,11 @@ class _RunGate:
 class _Sending:
     keys: list[str]
     reservation: budget.Reservation
+    sent: bool = False  # the request may have left: its people can no longer be released
+
+
+class ClaimLost(RuntimeError):
+    """Another run took over a claim of ours before we sent: we must not send."""
 
 
 class _Run:
@@ -297,6 +308,7 @@ class _Run:
         self.stats = EnrichStats()
         self._lock = threading.Condition()
         self._reserved = 0  # batches of this run holding a budget reservation
+        self._seen: set[str] = set()  # identities this run has planned
         self._local = threading.local()
         self.limiter = PgRateLimiter(
             engine,
@@ -313,6 +325,8 @@ class _Run:
             gate=_RunGate(self, self.limiter),
             allow_insecure_http=connection.allow_insecure_http,
         )
+        # Money at risk stays reserved until a later run can settle a dead run's claims.
+        self._reservation_ttl = 2 * options.claim_stale_after
         self.breaker = CircuitBreaker(failure_threshold=5, cooldown=30.0, name="apollo")
         # A 429 says nothing about the request; wait as told (the limiter pauses every
         # worker) for as long as a claim can safely be held.
@@ -337,6 +351,7 @@ class _Run:
                 self.stats.stopped = reason
                 self.stats.message = message
                 logger.warning("enrichment stopping: %s", message)
+            self._lock.notify_all()  # workers waiting for budget room
 
     @property
     def stopped(self) -> bool:
@@ -352,7 +367,7 @@ class _Run:
         if sending is None:
             return
         with tenant_session(self.team_id, self.engine) as s:
-            cache.mark_sent(
+            held = cache.mark_sent(
                 s,
                 self.team_id,
                 sending.keys,
@@ -360,6 +375,9 @@ class _Run:
                 sending.reservation.id,
                 self.options.credits_each,
             )
+            if held != len(sending.keys):
+                raise ClaimLost(f"{len(sending.keys) - held} claims were taken over; not sent")
+        sending.sent = True
 
     # -- preparing leads -----------------------------------------------------------
 
@@ -378,7 +396,7 @@ class _Run:
                     self.team_id, reservation_id or uuid.uuid4(), PROVIDER, Decimal(0), _now()
                 )
                 spent = budget.commit(s, reservation, [self._entry(IN_DOUBT_OPERATION, units)])
-                self.count(credits=units, spend=spent)
+                self.count(in_doubt_credits=units, in_doubt_spend=spent)
             keys = [e.identity_key for e in in_doubt]
             s.execute(
                 _SETTLE,
@@ -406,15 +424,16 @@ class _Run:
             key = inp.identity_key()
             ids.append(lead.id)
             keys.append(key)
-            people.setdefault(key, _Person(key, inp))
+            if key not in self._seen:
+                people.setdefault(key, _Person(key, inp))
         with tenant_session(self.team_id, self.engine) as s:
             if insufficient:
                 s.execute(_INSUFFICIENT, {"t": self.team_id, "ids": insufficient})
             if ids:
                 s.execute(_SET_KEYS, {"t": self.team_id, "ids": ids, "keys": keys})
+        self._seen.update(people)
         self.count(leads=len(leads), insufficient_data=len(insufficient), identities=len(people))
-        distinct = list(people.values())
-        return [distinct[i : i + MAX_BULK] for i in range(0, len(distinct), MAX_BULK)]
+        return batches_of(list(people.values()))
 
     # -- one bulk call -------------------------------------------------------------
 
@@ -426,17 +445,28 @@ class _Run:
         if not claimed:
             return busy
         keys = [p.key for p in claimed]
-        reservation = self._reserve(len(claimed))
+        try:
+            reservation = self._reserve(len(claimed))
+        except BaseException:
+            self._release(keys)
+            raise
         if reservation is None:
             self._release(keys)
             return []
+        sending = _Sending(keys, reservation)
         try:
-            self._local.sending = _Sending(keys, reservation)
+            self._local.sending = sending
             try:
                 result = self.retry.call(
                     lambda: self.client.bulk_match([p.input for p in claimed]),
                     breaker=self.breaker,
                 )
+            except ClaimLost:
+                # Another run took over (we were slower than the staleness limit):
+                # nothing left, so give back the money; the people come back as busy.
+                budget.release(reservation, engine=self.engine)
+                self._release(keys)
+                return busy + claimed
             except MalformedResponse as exc:
                 self._record_unusable(claimed, reservation, exc)
                 return busy
@@ -449,8 +479,47 @@ class _Run:
             self._record(claimed, reservation, result)
             crashpoint("enrich.after_commit")
             return busy
+        except Exception:
+            self._abandon(claimed, sending)
+            raise
         finally:
             self._unreserve()
+
+    def _abandon(self, claimed: list[_Person], sending: _Sending) -> None:
+        """An unexpected error (our side): free what was certainly not billed, and settle
+        what may have been at once rather than leaving it for a later run."""
+        keys = [p.key for p in claimed]
+        logger.exception("enrichment batch of %d people failed", len(keys))
+        try:
+            if not sending.sent:
+                budget.release(sending.reservation, engine=self.engine)
+                self._release(keys)
+                return
+            units = len(keys) * self.options.credits_each
+            reason = "error while recording Apollo's answer; booked at its worst case"
+            with tenant_session(self.team_id, self.engine) as s:
+                for key in keys:
+                    cache.store(
+                        s,
+                        self.team_id,
+                        key,
+                        "quarantined",
+                        None,
+                        {"reason": reason},
+                        0,
+                        self.options.cache_window_days,
+                        run_id=self.run_id,
+                    )
+                s.execute(
+                    _SETTLE,
+                    {"t": self.team_id, "keys": keys, "status": "in_doubt", "error": reason},
+                )
+                spent = budget.commit(
+                    s, sending.reservation, [self._entry(IN_DOUBT_OPERATION, units)]
+                )
+            self.count(in_doubt=len(keys), in_doubt_credits=units, in_doubt_spend=spent)
+        except Exception:
+            logger.exception("could not clean up after the failed batch")
 
     def _claim(self, batch: list[_Person]) -> tuple[list[_Person], list[_Person]]:
         claimed: list[_Person] = []
@@ -479,7 +548,9 @@ class _Run:
     def _reserve(self, people: int) -> budget.Reservation | None:
         amount = people * self.options.credits_each * self.options.price_per_credit
         for attempt in range(2):
-            reservation = budget.reserve(self.team_id, amount, engine=self.engine)
+            reservation = budget.reserve(
+                self.team_id, amount, ttl=self._reservation_ttl, engine=self.engine
+            )
             if reservation is not None:
                 with self._lock:
                     self._reserved += 1
@@ -572,13 +643,23 @@ class _Run:
                     counts["enriched_leads"] += self._enrich_leads(s, key, r.person, r.raw)
                     counts["matched"] += 1
                 elif r.status is MatchStatus.NO_MATCH:
-                    cache.store(s, self.team_id, key, "no_match", None, None, 0, window)
+                    cache.store(
+                        s, self.team_id, key, "no_match", None, None, 0, window, run_id=self.run_id
+                    )
                     self._settle(s, key, "no_match", None)
                     counts["no_match"] += 1
                 else:
                     reason = r.reason or "unusable answer"
                     cache.store(
-                        s, self.team_id, key, "quarantined", None, {"reason": reason}, 0, window
+                        s,
+                        self.team_id,
+                        key,
+                        "quarantined",
+                        None,
+                        {"reason": reason},
+                        0,
+                        window,
+                        run_id=self.run_id,
                     )
                     self._settle(s, key, "quarantined", reason)
                     counts["quarantined"] += 1
@@ -605,6 +686,7 @@ class _Run:
                     {"reason": str(exc)},
                     0,
                     window,
+                    run_id=self.run_id,
                 )
                 self._settle(s, person.key, "quarantined", str(exc))
             spent = budget.commit(s, reservation, [self._entry(OPERATION, credits)])
@@ -622,9 +704,11 @@ class _Run:
         if got.status == "matched" and got.result is not None:
             person = ApolloPerson.model_validate(got.result)
             self.count(enriched_leads=self._enrich_leads(s, key, person, got.result))
-        else:
-            reason = (got.result or {}).get("reason") if got.status == "quarantined" else None
-            self._settle(s, key, got.status or "no_match", reason)
+        elif got.status in ("no_match", "in_doubt"):
+            self._settle(s, key, got.status, None)
+        else:  # quarantined, or an entry we cannot read
+            reason = (got.result or {}).get("reason") or "unreadable cache entry"
+            self._settle(s, key, "quarantined", reason)
 
     def mark_busy(self, people: list[_Person]) -> None:
         with tenant_session(self.team_id, self.engine) as s:
@@ -642,6 +726,20 @@ class _Run:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def batches_of(people: list[_Person]) -> list[list[_Person]]:
+    """Bulk calls of up to 10, in identity-key order: every transaction of every run then
+    locks cache rows in the same order, so concurrent runs cannot deadlock."""
+    ordered = sorted(people, key=lambda p: p.key)
+    return [ordered[i : i + MAX_BULK] for i in range(0, len(ordered), MAX_BULK)]
+
+
+_INT32 = 2**31 - 1
+
+
+def _int32(value: int | None) -> int | None:
+    return value if value is not None and -_INT32 <= value <= _INT32 else None
 
 
 def _open_leads(
@@ -691,7 +789,7 @@ def enrich_sector(
             deadline = time.monotonic() + options.busy_wait
             while waiting and not run.stopped and time.monotonic() < deadline:
                 sleep(1.0)
-                batches = [waiting[i : i + MAX_BULK] for i in range(0, len(waiting), MAX_BULK)]
+                batches = batches_of(waiting)
                 waiting = []
                 for future in as_completed([pool.submit(run.process, b) for b in batches]):
                     waiting.extend(future.result())
