@@ -34,11 +34,7 @@ def enriched_leads(
         run_id=run_id,
         log=context.log.info,
     )
-    metadata = {
-        name: dg.MetadataValue.text(str(value)) if isinstance(value, str) else value
-        for name, value in stats.as_metadata().items()
-        if value is not None
-    }
+    metadata = {name: value for name, value in stats.as_metadata().items() if value is not None}
     if stats.stopped is StopReason.BUDGET:
         context.log.warning(f"stopped: {stats.message}; the remaining leads stay open")
     elif stats.stopped is not None:
@@ -66,10 +62,7 @@ def enrich_after_ingest_sensor(context: dg.RunStatusSensorContext) -> dg.RunRequ
     """Enrichment follows ingestion: every successful ingest run queues an enrichment run
     for its partition (one per ingest run, by run key)."""
     run = context.dagster_run
-    if run.tags.get("dagster/partition") is None:
+    partition = run.tags.get("dagster/partition")
+    if partition is None:
         return None
-    return dg.RunRequest(
-        run_key=f"enrich-after:{run.run_id}",
-        partition_key=run.tags["dagster/partition"],
-        tags={k: v for k, v in run.tags.items() if k.startswith("outreach/team_id")},
-    )
+    return dg.RunRequest(run_key=f"enrich-after:{run.run_id}", partition_key=partition)

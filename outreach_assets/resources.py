@@ -12,10 +12,9 @@ from dagster_aws.s3 import S3Resource
 from pydantic import SecretStr
 
 from outreach_core.datalake import TeamLake, store_from_url
+from outreach_core.enrich.apollo_client import LOOPBACK_HOSTS
 from outreach_core.enrich.runner import ApolloConnection, EnrichOptions
 from outreach_core.settings import get_settings
-
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 class DatalakeResource(dg.ConfigurableResource):
@@ -60,7 +59,7 @@ class ApolloResource(dg.ConfigurableResource):
 
     def connection(self) -> ApolloConnection:
         host = urlsplit(self.base_url).hostname
-        if get_settings().provider_mode == "sandbox" and host not in _LOOPBACK:
+        if get_settings().provider_mode == "sandbox" and host not in LOOPBACK_HOSTS:
             raise dg.Failure(
                 f"OUTREACH_PROVIDER_MODE is sandbox but Apollo's base_url points at {host}; "
                 "start the sandbox (`outreach dev` does) or set OUTREACH_PROVIDER_MODE=live"
@@ -86,8 +85,8 @@ class ApolloResource(dg.ConfigurableResource):
         try:
             price = Decimal(self.price_per_credit)
         except InvalidOperation:
-            price = Decimal("NaN")
-        if not price.is_finite() or price < 0:
+            price = None
+        if price is None or not price.is_finite() or price < 0:
             raise dg.Failure(
                 f"price_per_credit must be a non-negative amount, got {self.price_per_credit!r}"
             )

@@ -134,6 +134,13 @@ class UploadRejection(Base):
 LEAD_TEXT_FIELDS: tuple[str, ...] = STANDARD_COLUMNS
 
 
+# Leads an enrichment run still has to look at; the other statuses are settled.
+LEAD_OPEN_FOR_ENRICHMENT = (
+    "enrichment_status IS NULL OR enrichment_status IN "
+    "('insufficient_data', 'enrich_failed', 'busy')"
+)
+
+
 class Lead(Base):
     __tablename__ = "leads"
     __table_args__ = (
@@ -160,10 +167,7 @@ class Lead(Base):
             "team_id",
             "sector",
             "id",
-            postgresql_where=text(
-                "enrichment_status IS NULL OR enrichment_status IN "
-                "('insufficient_data', 'enrich_failed', 'busy')"
-            ),
+            postgresql_where=text(LEAD_OPEN_FOR_ENRICHMENT),
         ),
         Index(
             "ix_leads_team_enrichment_key",

@@ -47,7 +47,10 @@ from outreach_core.enrich.resilience import BreakerState, CircuitBreaker, RetryE
 
 __all__ = [
     "BULK_MATCH_PATH",
+    "CREDITS_PER_MATCH",
+    "CREDITS_PER_MOBILE",
     "INSUFFICIENT_DATA",
+    "LOOPBACK_HOSTS",
     "MATCH_PATH",
     "MAX_BULK",
     "ApolloClient",
@@ -69,7 +72,9 @@ __all__ = [
     "RetryEvent",
     "RetryPolicy",
     "TransientError",
+    "credits_for",
     "match_eligibility",
+    "max_credits",
     "parse_retry_after",
     "plan_bulk_batches",
 ]
@@ -79,8 +84,11 @@ logger = logging.getLogger(__name__)
 MATCH_PATH: Final = "/api/v1/people/match"
 BULK_MATCH_PATH: Final = "/api/v1/people/bulk_match"
 MAX_BULK: Final = 10
+# Apollo's price list: a match costs a credit, a revealed mobile number 8 more; a miss is free.
+CREDITS_PER_MATCH: Final = 1
+CREDITS_PER_MOBILE: Final = 8
 INSUFFICIENT_DATA: Final = "insufficient_data"
-_LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 _MAX_REASON: Final = 300
 
 
@@ -269,6 +277,18 @@ class _OpenGate:
         return None
 
 
+def credits_for(person: ApolloPerson | None) -> int:
+    """What Apollo bills for one answer (it reports only a bulk call's total)."""
+    if person is None:
+        return 0
+    return CREDITS_PER_MATCH + (CREDITS_PER_MOBILE if person.mobile_numbers else 0)
+
+
+def max_credits(reveal_phone_number: bool) -> int:
+    """The most one person can cost: the amount to reserve before asking."""
+    return CREDITS_PER_MATCH + (CREDITS_PER_MOBILE if reveal_phone_number else 0)
+
+
 # ------------------------------------------------------------------------ helpers
 
 
@@ -361,7 +381,11 @@ class ApolloClient:
         parts = urlsplit(base_url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise ValueError("base_url must be an absolute http(s) URL")
-        if parts.scheme == "http" and parts.hostname not in _LOOPBACK and not allow_insecure_http:
+        if (
+            parts.scheme == "http"
+            and parts.hostname not in LOOPBACK_HOSTS
+            and not allow_insecure_http
+        ):
             raise ValueError(
                 "plain http would expose the API key; use https "
                 "(or allow_insecure_http=True for a private sandbox)"

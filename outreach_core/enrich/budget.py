@@ -29,6 +29,7 @@ __all__ = [
     "Reservation",
     "SpendRow",
     "commit",
+    "commit_by_id",
     "get_monthly_cap",
     "month_spend",
     "release",
@@ -155,15 +156,27 @@ def commit(session: Session, reservation: Reservation, entries: Sequence[LedgerE
     """Replace ``reservation`` by the ledger rows of what was really spent, in the caller's
     transaction (a tenant session for the reservation's team, which also writes the
     enrichment result). Returns the total recorded."""
-    session.execute(
-        text("DELETE FROM budget_reservations WHERE team_id = :t AND id = :id"),
-        {"t": reservation.team_id, "id": reservation.id},
-    )
+    return commit_by_id(session, reservation.team_id, reservation.id, entries)
+
+
+def commit_by_id(
+    session: Session,
+    team_id: uuid.UUID,
+    reservation_id: uuid.UUID | None,
+    entries: Sequence[LedgerEntry],
+) -> Decimal:
+    """``commit`` for a reservation known only by its id (one a dead run left, which may
+    have expired already, or none)."""
+    if reservation_id is not None:
+        session.execute(
+            text("DELETE FROM budget_reservations WHERE team_id = :t AND id = :id"),
+            {"t": team_id, "id": reservation_id},
+        )
     total = Decimal(0)
     if entries:
         rows = [
             {
-                "t": reservation.team_id,
+                "t": team_id,
                 "provider": e.provider,
                 "operation": e.operation,
                 "units": e.units,

@@ -40,8 +40,7 @@ __all__ = [
 DEFAULT_WINDOW_DAYS = 30
 # A pending claim older than this belongs to a run that died; another run may take over.
 DEFAULT_STALE_AFTER = timedelta(minutes=10)
-_ANSWERS = ("matched", "no_match", "quarantined")
-SETTLED = (*_ANSWERS, "in_doubt")
+SETTLED = ("matched", "no_match", "quarantined", "in_doubt")
 
 
 class ClaimOutcome(StrEnum):
@@ -127,8 +126,8 @@ def store(
     run_id: str | None = None,
 ) -> None:
     """Record the provider's answer; it is served as CACHED for ``window_days``."""
-    if status not in _ANSWERS:
-        raise ValueError(f"status must be one of {_ANSWERS}")
+    if status not in SETTLED:
+        raise ValueError(f"status must be one of {SETTLED}")
     stmt = text("""
         INSERT INTO enrichment_cache AS c (team_id, identity_key, status, apollo_person_id,
             result, credits, claimed_by, claimed_at, expires_at)

@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from outreach_core.crashpoints import crashpoint
 from outreach_core.db.engine import app_engine, tenant_session
+from outreach_core.db.tables import LEAD_OPEN_FOR_ENRICHMENT
 from outreach_core.enrich import budget, cache
 from outreach_core.enrich.apollo_client import (
     MAX_BULK,
@@ -48,7 +49,9 @@ from outreach_core.enrich.apollo_client import (
     MatchInput,
     MatchStatus,
     QuotaInfo,
+    credits_for,
     match_eligibility,
+    max_credits,
 )
 from outreach_core.enrich.derive import derive
 from outreach_core.enrich.errors import (
@@ -73,11 +76,7 @@ logger = logging.getLogger(__name__)
 PROVIDER: Final = "apollo"
 OPERATION: Final = "people_bulk_match"
 IN_DOUBT_OPERATION: Final = "people_bulk_match_unconfirmed"
-CREDITS_PER_MATCH: Final = 1
-CREDITS_PER_MOBILE: Final = 8
-# Leads an enrichment run still has to look at (the partial index in migration 0003).
-_OPEN = "(enrichment_status IS NULL OR enrichment_status IN ('insufficient_data', "
-_OPEN += "'enrich_failed', 'busy'))"
+_OPEN = f"({LEAD_OPEN_FOR_ENRICHMENT})"
 
 
 class StopReason(StrEnum):
@@ -115,7 +114,7 @@ class EnrichOptions:
     @property
     def credits_each(self) -> int:
         """The most one person can cost."""
-        return CREDITS_PER_MATCH + (CREDITS_PER_MOBILE if self.reveal_phone_number else 0)
+        return max_credits(self.reveal_phone_number)
 
 
 @dataclass
@@ -254,12 +253,6 @@ def _lead_values(person: ApolloPerson, raw: Any) -> dict[str, Any]:
     }
 
 
-def _person_credits(person: ApolloPerson | None) -> int:
-    if person is None:
-        return 0
-    return CREDITS_PER_MATCH + (CREDITS_PER_MOBILE if person.mobile_numbers else 0)
-
-
 class _RunGate:
     """The shared limiter, plus what this run must do around every HTTP attempt: mark the
     worker's claims ``sent`` once the request is really about to leave, and count."""
@@ -392,20 +385,14 @@ class _Run:
                 by_reservation.setdefault(entry.reservation_id, []).append(entry)
             for reservation_id, entries in by_reservation.items():
                 units = sum(e.credits for e in entries)
-                reservation = budget.Reservation(
-                    self.team_id, reservation_id or uuid.uuid4(), PROVIDER, Decimal(0), _now()
-                )
-                spent = budget.commit(s, reservation, [self._entry(IN_DOUBT_OPERATION, units)])
+                spent = self._book(s, reservation_id, IN_DOUBT_OPERATION, units)
                 self.count(in_doubt_credits=units, in_doubt_spend=spent)
             keys = [e.identity_key for e in in_doubt]
-            s.execute(
-                _SETTLE,
-                {
-                    "t": self.team_id,
-                    "keys": keys,
-                    "status": "in_doubt",
-                    "error": "request in flight when a run stopped; booked at its worst case",
-                },
+            self._settle(
+                s,
+                keys,
+                "in_doubt",
+                "request in flight when a run stopped; booked at its worst case",
             )
         self.count(in_doubt=len(in_doubt))
         logger.warning("%d people were in flight when a run died: booked as in doubt", len(keys))
@@ -438,86 +425,64 @@ class _Run:
     # -- one bulk call -------------------------------------------------------------
 
     def process(self, batch: list[_Person]) -> list[_Person]:
-        """Buy ``batch`` (or serve it from cache); returns the people another run holds."""
+        """Buy ``batch`` (or serve it from cache); returns the people to try again later
+        (another run holds them)."""
         if self.stopped:
             return []
         claimed, busy = self._claim(batch)
         if not claimed:
             return busy
-        keys = [p.key for p in claimed]
-        try:
-            reservation = self._reserve(len(claimed))
-        except BaseException:
-            self._release(keys)
-            raise
-        if reservation is None:
-            self._release(keys)
+        sending = self._reserve(claimed)
+        if sending is None:
             return []
-        sending = _Sending(keys, reservation)
         try:
-            self._local.sending = sending
-            try:
-                result = self.retry.call(
-                    lambda: self.client.bulk_match([p.input for p in claimed]),
-                    breaker=self.breaker,
-                )
-            except ClaimLost:
-                # Another run took over (we were slower than the staleness limit):
-                # nothing left, so give back the money; the people come back as busy.
-                budget.release(reservation, engine=self.engine)
-                self._release(keys)
-                return busy + claimed
-            except MalformedResponse as exc:
-                self._record_unusable(claimed, reservation, exc)
-                return busy
-            except (RateLimited, CircuitOpen, TransientError, PermanentError) as exc:
-                self._give_up(claimed, reservation, exc)
-                return busy
-            finally:
-                self._local.sending = None
-            crashpoint("enrich.after_response")
-            self._record(claimed, reservation, result)
-            crashpoint("enrich.after_commit")
-            return busy
+            return busy + self._buy(claimed, sending)
         except Exception:
             self._abandon(claimed, sending)
             raise
         finally:
             self._unreserve()
 
+    def _buy(self, claimed: list[_Person], sending: _Sending) -> list[_Person]:
+        """Call Apollo for ``claimed`` and record the outcome; returns the people another
+        run took over before we sent."""
+        self._local.sending = sending
+        try:
+            result = self.retry.call(
+                lambda: self.client.bulk_match([p.input for p in claimed]), breaker=self.breaker
+            )
+        except ClaimLost:
+            # We were slower than the staleness limit: give the money back and try later.
+            self._give_back(sending)
+            return claimed
+        except MalformedResponse as exc:
+            self._record_unusable(claimed, sending.reservation, exc)
+            return []
+        except (RateLimited, CircuitOpen, TransientError, PermanentError) as exc:
+            self._give_up(claimed, sending, exc)
+            return []
+        finally:
+            self._local.sending = None
+        crashpoint("enrich.after_response")
+        self._record(claimed, sending.reservation, result)
+        crashpoint("enrich.after_commit")
+        return []
+
     def _abandon(self, claimed: list[_Person], sending: _Sending) -> None:
         """An unexpected error (our side): free what was certainly not billed, and settle
         what may have been at once rather than leaving it for a later run."""
-        keys = [p.key for p in claimed]
-        logger.exception("enrichment batch of %d people failed", len(keys))
+        logger.exception("enrichment batch of %d people failed", len(claimed))
         try:
             if not sending.sent:
-                budget.release(sending.reservation, engine=self.engine)
-                self._release(keys)
+                self._give_back(sending)
                 return
-            units = len(keys) * self.options.credits_each
+            units = len(claimed) * self.options.credits_each
             reason = "error while recording Apollo's answer; booked at its worst case"
             with tenant_session(self.team_id, self.engine) as s:
-                for key in keys:
-                    cache.store(
-                        s,
-                        self.team_id,
-                        key,
-                        "quarantined",
-                        None,
-                        {"reason": reason},
-                        0,
-                        self.options.cache_window_days,
-                        run_id=self.run_id,
-                    )
-                s.execute(
-                    _SETTLE,
-                    {"t": self.team_id, "keys": keys, "status": "in_doubt", "error": reason},
-                )
-                spent = budget.commit(
-                    s, sending.reservation, [self._entry(IN_DOUBT_OPERATION, units)]
-                )
-            self.count(in_doubt=len(keys), in_doubt_credits=units, in_doubt_spend=spent)
+                for person in claimed:
+                    self._answer(s, person.key, "in_doubt", reason=reason)
+                spent = self._book(s, sending.reservation.id, IN_DOUBT_OPERATION, units)
+            self.count(in_doubt=len(claimed), in_doubt_credits=units, in_doubt_spend=spent)
         except Exception:
             logger.exception("could not clean up after the failed batch")
 
@@ -545,8 +510,28 @@ class _Run:
         self.count(cache_hits=hits)
         return claimed, busy
 
-    def _reserve(self, people: int) -> budget.Reservation | None:
-        amount = people * self.options.credits_each * self.options.price_per_credit
+    def _reserve(self, claimed: list[_Person]) -> _Sending | None:
+        """Reserve the worst case of buying ``claimed``; None (claims released, run
+        stopped) when the budget has no room."""
+        amount = len(claimed) * self.options.credits_each * self.options.price_per_credit
+        keys = [p.key for p in claimed]
+        try:
+            reservation = self._reserve_amount(amount)
+        except BaseException:
+            self._release(keys)
+            raise
+        if reservation is not None:
+            return _Sending(keys, reservation)
+        self._release(keys)
+        cap = budget.get_monthly_cap(self.team_id, engine=self.engine)
+        self.stop(
+            StopReason.BUDGET,
+            f"monthly enrichment budget reached (cap ${cap}); "
+            f"the next call could cost up to ${amount}",
+        )
+        return None
+
+    def _reserve_amount(self, amount: Decimal) -> budget.Reservation | None:
         for attempt in range(2):
             reservation = budget.reserve(
                 self.team_id, amount, ttl=self._reservation_ttl, engine=self.engine
@@ -560,12 +545,6 @@ class _Run:
                 # what they really cost there may be room again.
                 with self._lock:
                     self._lock.wait_for(lambda: self._reserved == 0 or self.stopped, 120)
-        cap = budget.get_monthly_cap(self.team_id, engine=self.engine)
-        self.stop(
-            StopReason.BUDGET,
-            f"monthly enrichment budget reached (cap ${cap}); "
-            f"the next call could cost up to ${amount}",
-        )
         return None
 
     def _unreserve(self) -> None:
@@ -577,21 +556,19 @@ class _Run:
         with tenant_session(self.team_id, self.engine) as s:
             cache.release(s, self.team_id, keys, self.run_id)
 
-    def _give_up(
-        self, claimed: list[_Person], reservation: budget.Reservation, exc: Exception
-    ) -> None:
-        """Nothing was billed as far as we know: release the money and the claims."""
-        keys = [p.key for p in claimed]
-        budget.release(reservation, engine=self.engine)
-        self._release(keys)
+    def _give_back(self, sending: _Sending) -> None:
+        """Nothing was billed: release the money and the claims."""
+        budget.release(sending.reservation, engine=self.engine)
+        self._release(sending.keys)
+
+    def _give_up(self, claimed: list[_Person], sending: _Sending, exc: Exception) -> None:
+        """Apollo failed or refused us; nothing was billed as far as we know."""
+        self._give_back(sending)
         if isinstance(exc, TransientError):
             # Apollo kept failing for these people: they are retried by the next run.
             self.count(failed=len(claimed), possibly_charged_requests=int(exc.outcome_unknown))
             with tenant_session(self.team_id, self.engine) as s:
-                s.execute(
-                    _SETTLE,
-                    {"t": self.team_id, "keys": keys, "status": "enrich_failed", "error": str(exc)},
-                )
+                self._settle(s, sending.keys, "enrich_failed", str(exc))
             if self.breaker.state is not BreakerState.CLOSED:
                 self.stop(
                     StopReason.PROVIDER_DOWN,
@@ -608,63 +585,40 @@ class _Run:
         else:
             self.stop(StopReason.REFUSED, f"Apollo refused the request: {exc}")
 
-    def _entry(self, operation: str, credits: int) -> budget.LedgerEntry:
-        return budget.LedgerEntry(
+    def _book(
+        self, s: Session, reservation_id: uuid.UUID | None, operation: str, credits: int
+    ) -> Decimal:
+        """Replace a reservation by the ledger row of ``credits`` (none for 0 credits)."""
+        entry = budget.LedgerEntry(
             provider=PROVIDER,
             operation=operation,
             units=credits,
             unit_cost=self.options.price_per_credit,
             reference=self.options.reference,
         )
+        return budget.commit_by_id(s, self.team_id, reservation_id, [entry] if credits else [])
 
     def _record(
         self, claimed: list[_Person], reservation: budget.Reservation, result: BulkResult
     ) -> None:
         """The answer, the ledger and the leads, in one transaction."""
-        window = self.options.cache_window_days
-        people_credits = sum(_person_credits(r.person) for r in result.results)
-        credits = result.credits_consumed if result.credits_consumed is not None else people_credits
+        credits = result.credits_consumed
+        if credits is None:
+            credits = sum(credits_for(r.person) for r in result.results)
         counts = {"matched": 0, "no_match": 0, "quarantined": 0, "enriched_leads": 0}
         with tenant_session(self.team_id, self.engine) as s:
             for r in result.results:
                 key = claimed[r.index].key
                 if r.status is MatchStatus.MATCHED and r.person is not None:
-                    cache.store(
-                        s,
-                        self.team_id,
-                        key,
-                        "matched",
-                        r.person.id,
-                        r.raw,
-                        _person_credits(r.person),
-                        window,
-                        run_id=self.run_id,
-                    )
-                    counts["enriched_leads"] += self._enrich_leads(s, key, r.person, r.raw)
+                    counts["enriched_leads"] += self._answer(s, key, "matched", r.person, r.raw)
                     counts["matched"] += 1
                 elif r.status is MatchStatus.NO_MATCH:
-                    cache.store(
-                        s, self.team_id, key, "no_match", None, None, 0, window, run_id=self.run_id
-                    )
-                    self._settle(s, key, "no_match", None)
+                    self._answer(s, key, "no_match")
                     counts["no_match"] += 1
                 else:
-                    reason = r.reason or "unusable answer"
-                    cache.store(
-                        s,
-                        self.team_id,
-                        key,
-                        "quarantined",
-                        None,
-                        {"reason": reason},
-                        0,
-                        window,
-                        run_id=self.run_id,
-                    )
-                    self._settle(s, key, "quarantined", reason)
+                    self._answer(s, key, "quarantined", reason=r.reason or "unusable answer")
                     counts["quarantined"] += 1
-            entries = [self._entry(OPERATION, credits)] if credits else []
-            spent = budget.commit(s, reservation, entries)
+            spent = self._book(s, reservation.id, OPERATION, credits)
         self.count(calls=1, credits=credits, spend=spent, **counts)
 
     def _record_unusable(
@@ -674,27 +628,42 @@ class _Run:
         credits = exc.credits_consumed
         if credits is None:
             credits = len(claimed) * self.options.credits_each
-        window = self.options.cache_window_days
         with tenant_session(self.team_id, self.engine) as s:
             for person in claimed:
-                cache.store(
-                    s,
-                    self.team_id,
-                    person.key,
-                    "quarantined",
-                    None,
-                    {"reason": str(exc)},
-                    0,
-                    window,
-                    run_id=self.run_id,
-                )
-                self._settle(s, person.key, "quarantined", str(exc))
-            spent = budget.commit(s, reservation, [self._entry(OPERATION, credits)])
+                self._answer(s, person.key, "quarantined", reason=str(exc))
+            spent = self._book(s, reservation.id, OPERATION, credits)
         self.count(calls=1, quarantined=len(claimed), credits=credits, spend=spent)
 
-    def _settle(self, s: Session, key: str, status: str, error: str | None) -> int:
-        params = {"t": self.team_id, "keys": [key], "status": status, "error": error}
-        return s.execute(_SETTLE, params).rowcount  # type: ignore[attr-defined]
+    def _answer(
+        self,
+        s: Session,
+        key: str,
+        status: str,
+        person: ApolloPerson | None = None,
+        raw: Any = None,
+        reason: str | None = None,
+    ) -> int:
+        """Store this run's answer for ``key`` in the cache and write it to the open leads
+        with that key; returns the number of leads enriched."""
+        cache.store(
+            s,
+            self.team_id,
+            key,
+            status,
+            person.id if person else None,
+            raw if person else ({"reason": reason} if reason else None),
+            credits_for(person),
+            self.options.cache_window_days,
+            run_id=self.run_id,
+        )
+        if person is not None:
+            return self._enrich_leads(s, key, person, raw)
+        self._settle(s, [key], status, reason)
+        return 0
+
+    def _settle(self, s: Session, keys: list[str], status: str, error: str | None) -> None:
+        """Give the open leads with these keys a status without a match."""
+        s.execute(_SETTLE, {"t": self.team_id, "keys": keys, "status": status, "error": error})
 
     def _enrich_leads(self, s: Session, key: str, person: ApolloPerson, raw: Any) -> int:
         params = {"t": self.team_id, "key": key, **_lead_values(person, raw)}
@@ -705,27 +674,20 @@ class _Run:
             person = ApolloPerson.model_validate(got.result)
             self.count(enriched_leads=self._enrich_leads(s, key, person, got.result))
         elif got.status in ("no_match", "in_doubt"):
-            self._settle(s, key, got.status, None)
+            self._settle(s, [key], got.status, None)
         else:  # quarantined, or an entry we cannot read
             reason = (got.result or {}).get("reason") or "unreadable cache entry"
-            self._settle(s, key, "quarantined", reason)
+            self._settle(s, [key], "quarantined", reason)
 
     def mark_busy(self, people: list[_Person]) -> None:
         with tenant_session(self.team_id, self.engine) as s:
-            s.execute(
-                _SETTLE,
-                {
-                    "t": self.team_id,
-                    "keys": [p.key for p in people],
-                    "status": "busy",
-                    "error": "another run was still buying this person; retried next run",
-                },
+            self._settle(
+                s,
+                [p.key for p in people],
+                "busy",
+                "another run was still buying this person; retried next run",
             )
         self.count(busy=len(people))
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def batches_of(people: list[_Person]) -> list[list[_Person]]:
@@ -757,6 +719,14 @@ def _open_leads(
         after = rows[-1].id
 
 
+def _buy_all(pool: ThreadPoolExecutor, run: _Run, batches: list[list[_Person]]) -> list[_Person]:
+    """Run the batches on the pool; returns the people to try again later."""
+    waiting: list[_Person] = []
+    for future in as_completed([pool.submit(run.process, b) for b in batches]):
+        waiting.extend(future.result())
+    return waiting
+
+
 def enrich_sector(
     team_id: uuid.UUID,
     sector: str,
@@ -778,9 +748,7 @@ def enrich_sector(
             for leads in _open_leads(team_id, sector, options.chunk_leads, engine):
                 if run.stopped:
                     break
-                batches = run.prepare(leads)
-                for future in as_completed([pool.submit(run.process, b) for b in batches]):
-                    waiting.extend(future.result())
+                waiting += _buy_all(pool, run, run.prepare(leads))
                 stats = run.stats
                 log(
                     f"{stats.leads} leads: {stats.matched} matched, {stats.cache_hits} from "
@@ -789,10 +757,7 @@ def enrich_sector(
             deadline = time.monotonic() + options.busy_wait
             while waiting and not run.stopped and time.monotonic() < deadline:
                 sleep(1.0)
-                batches = batches_of(waiting)
-                waiting = []
-                for future in as_completed([pool.submit(run.process, b) for b in batches]):
-                    waiting.extend(future.result())
+                waiting = _buy_all(pool, run, batches_of(waiting))
         if waiting:
             run.mark_busy(waiting)
     finally:
