@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     # can give serving processes only OUTREACH_APP_DATABASE_URL, never the owner's URL.
     app_database_url: SecretStr | None = None
     app_db_role: str = "outreach_app"
+    # Dagster's own storage (runs, sensor cursors, partitions). None means a database named
+    # after the application's with a `_dagster` suffix on the same server, so two
+    # deployments on one server never share runs.
+    dagster_database_url: SecretStr | None = None
     app_db_password: SecretStr | None = None
     datalake_url: str | None = None
     provider_mode: Literal["sandbox", "live"] = "sandbox"

@@ -50,9 +50,12 @@ def database() -> Iterator[URL]:
     yield _DATABASE
     app_engine().dispose()
     owner_engine().dispose()
+    from outreach_core.db.engine import dagster_storage_url
+
     admin = create_engine(_DATABASE.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{_DATABASE.database}" WITH (FORCE)'))
+        for name in (_DATABASE.database, dagster_storage_url().database):
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
     shutil.rmtree(_SESSION_HOME, ignore_errors=True)
 

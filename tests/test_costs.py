@@ -8,7 +8,7 @@ from decimal import Decimal
 import httpx
 from typer.testing import CliRunner
 
-from outreach_core.cli import app
+from outreach_cli.cli import app
 from outreach_core.db.engine import tenant_session
 from outreach_core.enrich import budget
 from outreach_core.enrich.budget import LedgerEntry

@@ -10,7 +10,7 @@ import uuid
 import dagster as dg
 import yaml
 
-from outreach_core.instance import write_dagster_yaml
+from outreach_cli.instance import write_dagster_yaml
 
 
 def test_instance_state_survives_a_new_process() -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from outreach_api.deps import MAX_BIGINT, NO_NUL, TeamId
 from outreach_core.db.engine import tenant_session
+from outreach_core.db.states import EnrichmentStatus
 from outreach_core.db.tables import Lead
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"])
@@ -44,7 +45,7 @@ class LeadOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     # Enrichment (Apollo): the person, the organisation and what we derive from them.
-    enrichment_status: str | None
+    enrichment_status: EnrichmentStatus | None
     enrichment_error: str | None
     enriched_at: datetime | None
     apollo_person_id: str | None
@@ -84,17 +85,10 @@ def list_leads(
     city: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     has_phone: bool | None = None,
     has_email: bool | None = None,
-    enrichment_status: Literal[
-        "enriched",
-        "no_match",
-        "insufficient_data",
-        "enrich_failed",
-        "busy",
-        "quarantined",
-        "in_doubt",
-        "pending",
-    ]
-    | None = None,
+    enrichment_status: Annotated[
+        EnrichmentStatus | Literal["pending"] | None,
+        Query(description="an enrichment status, or `pending`: never looked at by a run"),
+    ] = None,
     min_score: Annotated[int | None, Query(ge=0, le=100)] = None,
     after: Annotated[
         int | None, Query(ge=0, le=MAX_BIGINT, description="id of the last lead seen")
@@ -112,7 +106,7 @@ def list_leads(
         query = query.where(Lead.phone.is_not(None) if has_phone else Lead.phone.is_(None))
     if has_email is not None:
         query = query.where(Lead.email.is_not(None) if has_email else Lead.email.is_(None))
-    if enrichment_status == "pending":  # never looked at by an enrichment run
+    if enrichment_status == "pending":
         query = query.where(Lead.enrichment_status.is_(None))
     elif enrichment_status is not None:
         query = query.where(Lead.enrichment_status == enrichment_status)

@@ -17,7 +17,7 @@ from outreach_core.settings import Settings, get_settings
 
 DATABASE_NAME = "outreach"
 _EMBEDDED: list[object] = []
-DAGSTER_DATABASE_NAME = "outreach_dagster"
+DAGSTER_DATABASE_SUFFIX = "_dagster"
 
 
 def embedded_server_url(home: Path, keep_running: bool = True) -> URL:
@@ -61,7 +61,14 @@ def app_url(settings: Settings | None = None) -> URL:
 
 
 def dagster_storage_url(settings: Settings | None = None) -> URL:
-    return owner_url(settings).set(database=DAGSTER_DATABASE_NAME)
+    """Dagster's storage for this deployment: OUTREACH_DAGSTER_DATABASE_URL, else the
+    application database's name + `_dagster` on the same server."""
+    settings = settings or get_settings()
+    if settings.dagster_database_url is not None:
+        url = make_url(settings.dagster_database_url.get_secret_value())
+        return url.set(drivername="postgresql+psycopg")
+    owner = owner_url(settings)
+    return owner.set(database=f"{owner.database}{DAGSTER_DATABASE_SUFFIX}")
 
 
 def ensure_database(url: URL) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -25,9 +26,18 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy import Enum as SqlEnum
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from outreach_core.db.states import (
+    CACHE_IN_FLIGHT,
+    CacheStatus,
+    EnrichmentStatus,
+    UploadStatus,
+    lead_open_for_enrichment,
+    sql_in,
+)
 from outreach_core.ingest.columns import STANDARD_COLUMNS
 
 NAMING = {
@@ -50,6 +60,19 @@ class Base(DeclarativeBase):
 
 def _now() -> Any:
     return mapped_column(server_default=func.now())
+
+
+def _state(enum: type[StrEnum], length: int) -> SqlEnum:
+    """A varchar holding an enum's values, read back as the enum; the table's CHECK
+    constraint (built with `sql_in`) is what the database enforces."""
+    return SqlEnum(
+        enum,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
 
 
 class Team(Base):
@@ -83,6 +106,7 @@ class Upload(Base):
         ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
         UniqueConstraint("team_id", "idempotency_key"),
         Index("ix_uploads_status", "status", "team_id", "sector"),
+        CheckConstraint(sql_in("status", UploadStatus), name="status"),
     )
 
     team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -97,8 +121,9 @@ class Upload(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     # Bumped by `outreach retry`: each attempt is a new run key for the upload sensor.
     attempt: Mapped[int] = mapped_column(Integer, server_default="0")
-    # received -> processing -> completed | failed
-    status: Mapped[str] = mapped_column(String(20), server_default="received")
+    status: Mapped[UploadStatus] = mapped_column(
+        _state(UploadStatus, 20), server_default=UploadStatus.RECEIVED.value
+    )
     error: Mapped[str | None] = mapped_column(Text)
     total_rows: Mapped[int | None] = mapped_column(BigInteger)
     accepted_rows: Mapped[int | None] = mapped_column(BigInteger)
@@ -109,6 +134,8 @@ class Upload(Base):
     top_rejection_reasons: Mapped[dict[str, Any] | None]
     run_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = _now()
+    # Landed, or last put back in the queue (`outreach retry`, the watchdog).
+    queued_at: Mapped[datetime] = _now()
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 
@@ -135,10 +162,7 @@ LEAD_TEXT_FIELDS: tuple[str, ...] = STANDARD_COLUMNS
 
 
 # Leads an enrichment run still has to look at; the other statuses are settled.
-LEAD_OPEN_FOR_ENRICHMENT = (
-    "enrichment_status IS NULL OR enrichment_status IN "
-    "('insufficient_data', 'enrich_failed', 'busy')"
-)
+LEAD_OPEN_FOR_ENRICHMENT = lead_open_for_enrichment()
 
 
 class Lead(Base):
@@ -146,6 +170,7 @@ class Lead(Base):
     __table_args__ = (
         ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
         ForeignKeyConstraint(["team_id", "source_upload_id"], ["uploads.team_id", "uploads.id"]),
+        CheckConstraint(sql_in("enrichment_status", EnrichmentStatus), name="enrichment_status"),
         # Dedup keys: one lead per E.164 phone, then per email, inside a team.
         Index(
             "uq_leads_team_phone",
@@ -199,7 +224,7 @@ class Lead(Base):
     sector: Mapped[str | None] = mapped_column(String(60))
     apollo_person_id: Mapped[str | None] = mapped_column(String(64))
     apollo_organization_id: Mapped[str | None] = mapped_column(String(64))
-    enrichment_status: Mapped[str | None] = mapped_column(String(30))
+    enrichment_status: Mapped[EnrichmentStatus | None] = mapped_column(_state(EnrichmentStatus, 30))
     enriched_at: Mapped[datetime | None]
     apollo_data: Mapped[dict[str, Any] | None]
     # The dedup cache key of this lead's identifiers, set when a run first claims it.
@@ -347,15 +372,12 @@ class EnrichmentCache(Base):
     __tablename__ = "enrichment_cache"
     __table_args__ = (
         ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
-        CheckConstraint(
-            "status IN ('pending', 'sent', 'matched', 'no_match', 'quarantined', 'in_doubt')",
-            name="status",
-        ),
+        CheckConstraint(sql_in("status", CacheStatus), name="status"),
         Index(
             "ix_enrichment_cache_in_flight",
             "team_id",
             "claimed_at",
-            postgresql_where=text("status IN ('pending', 'sent')"),
+            postgresql_where=text(sql_in("status", CACHE_IN_FLIGHT)),
         ),
         Index(
             "ix_enrichment_cache_person",
@@ -367,7 +389,7 @@ class EnrichmentCache(Base):
 
     team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     identity_key: Mapped[str] = mapped_column(Text, primary_key=True)
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[CacheStatus] = mapped_column(_state(CacheStatus, 20))
     apollo_person_id: Mapped[str | None] = mapped_column(String(64))
     result: Mapped[dict[str, Any] | None]
     credits: Mapped[int] = mapped_column(Integer, server_default="0")

@@ -23,13 +23,13 @@ from outreach_assets.enrichment import enriched_leads
 from outreach_assets.partitions import partition_key
 from outreach_assets.resources import ApolloResource
 from outreach_assets.sensors import upload_sensor
+from outreach_cli.instance import storage_environment, write_dagster_yaml
 from outreach_core.catalog import load_catalog
 from outreach_core.datalake import TeamLake, store_from_url
 from outreach_core.db.engine import tenant_session
 from outreach_core.db.migrate import migrate
 from outreach_core.db.tables import BucketIndex, Lead, Upload
 from outreach_core.enrich import budget
-from outreach_core.instance import storage_environment, write_dagster_yaml
 from outreach_core.sandbox.apollo import SandboxApollo
 from outreach_core.settings import get_settings
 from outreach_core.teams import create_team, get_team
@@ -53,7 +53,7 @@ def _demo_team(console: Console) -> uuid.UUID:
 
 
 def _samples() -> list[Path]:
-    folder = files("outreach_assets") / "demo_data"
+    folder = files("outreach_cli") / "demo_data"
     return sorted(Path(str(p)) for p in folder.iterdir() if str(p).endswith(".csv"))
 
 

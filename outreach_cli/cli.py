@@ -218,7 +218,7 @@ def retry(upload_id: uuid.UUID, team: TeamOption) -> None:
 @app.command("demo")
 def demo() -> None:
     """Run the ingestion end to end on the embedded default and print what it did."""
-    from outreach_assets.demo import run_demo
+    from outreach_cli.demo import run_demo
 
     run_demo(console)
 
@@ -226,8 +226,8 @@ def demo() -> None:
 @app.command("dev")
 def dev(api_port: int = 8000, dagster_port: int = 3000) -> None:
     """Start the Dagster UI on this code location and the API, both on loopback."""
+    from outreach_cli.instance import storage_environment, write_dagster_yaml
     from outreach_core.db.migrate import migrate
-    from outreach_core.instance import storage_environment, write_dagster_yaml
     from outreach_core.settings import get_settings
 
     migrate()

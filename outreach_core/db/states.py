@@ -1,0 +1,69 @@
+"""Every persisted set of states, one StrEnum each. The tables' CHECK constraints, the SQL
+that filters on a state and the API's filters are all built from these."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+
+class UploadStatus(StrEnum):
+    """received -> processing -> completed | failed (a retry sets it back to received)."""
+
+    RECEIVED = "received"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+# Not final yet: a run (or the sensor that starts one) still owes these an outcome.
+UPLOAD_ACTIVE = (UploadStatus.RECEIVED, UploadStatus.PROCESSING)
+
+
+class EnrichmentStatus(StrEnum):
+    """A lead's enrichment outcome; NULL means no run has looked at it yet."""
+
+    ENRICHED = "enriched"
+    NO_MATCH = "no_match"
+    INSUFFICIENT_DATA = "insufficient_data"
+    ENRICH_FAILED = "enrich_failed"  # Apollo kept failing; not charged
+    BUSY = "busy"  # another run was buying the same person
+    QUARANTINED = "quarantined"  # an answer (or a refusal of our request) we could not use
+    IN_DOUBT = "in_doubt"  # in flight when a run died: booked, never bought again
+
+
+# Leads the next enrichment run looks at again (besides those never looked at).
+ENRICHMENT_OPEN = (
+    EnrichmentStatus.INSUFFICIENT_DATA,
+    EnrichmentStatus.ENRICH_FAILED,
+    EnrichmentStatus.BUSY,
+)
+
+
+class CacheStatus(StrEnum):
+    """An enrichment cache entry: a claim in flight, then a settled answer."""
+
+    PENDING = "pending"  # claimed, not sent yet
+    SENT = "sent"  # the request may have left
+    MATCHED = "matched"
+    NO_MATCH = "no_match"
+    QUARANTINED = "quarantined"
+    IN_DOUBT = "in_doubt"
+
+
+CACHE_IN_FLIGHT = (CacheStatus.PENDING, CacheStatus.SENT)
+CACHE_SETTLED = (
+    CacheStatus.MATCHED,
+    CacheStatus.NO_MATCH,
+    CacheStatus.QUARANTINED,
+    CacheStatus.IN_DOUBT,
+)
+
+
+def sql_in(column: str, values: Iterable[StrEnum]) -> str:
+    """`column IN ('a', 'b')` for CHECK constraints and partial indexes (values are ours)."""
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
+
+
+def lead_open_for_enrichment(column: str = "enrichment_status") -> str:
+    return f"{column} IS NULL OR {sql_in(column, ENRICHMENT_OPEN)}"

@@ -1,0 +1,1 @@
+"""Uploads: landing raw files, and the ingestion stages the Dagster assets run."""
