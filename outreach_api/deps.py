@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, HTTPException
+from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -18,19 +19,52 @@ from outreach_core.teams import resolve_api_key
 NO_NUL = r"^[^\x00]*$"
 MAX_BIGINT = 2**63 - 1
 
-bearer = HTTPBearer(auto_error=False, description="A team API key: `Bearer ok_...`")
+# RFC 6750 b64token. Explicit ASCII ranges: `\w` or `\s` would admit Unicode.
+_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class ExactBearer(HTTPBearer):
+    """`Authorization: Bearer <key>`, read exactly. HTTPBearer stays the base class so the
+    OpenAPI document keeps its bearer scheme, but its parser `str.strip()`s the credentials,
+    which drops Unicode whitespace (NBSP, NEL, ...) and let `Bearer <key>\\xa0` in as the key."""
+
+    async def __call__(self, request: Request) -> HTTPAuthorizationCredentials:
+        headers = request.headers.getlist("authorization")
+        if not headers:
+            raise _unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+        if len(headers) > 1:
+            raise _unauthorized("more than one Authorization header")
+        scheme, space, token = headers[0].partition(" ")
+        # The scheme is case-insensitive (RFC 9110 11.1); isascii() keeps lower() from
+        # folding look-alike letters into it.
+        if not (space and scheme.isascii() and scheme.lower() == "bearer"):
+            raise _unauthorized(
+                "malformed Authorization header: expected 'Bearer <key>' (scheme Bearer, "
+                "one space, the key)"
+            )
+        if not _TOKEN.fullmatch(token):
+            raise _unauthorized(
+                "malformed Authorization header: the key must follow 'Bearer ' directly, "
+                "with no other spaces, whitespace or characters around it"
+            )
+        return HTTPAuthorizationCredentials(scheme=scheme, credentials=token)
+
+
+bearer = ExactBearer(
+    scheme_name="HTTPBearer", description="A team API key: `Authorization: Bearer ok_...`"
+)
 
 
 async def current_team(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials, Depends(bearer)],
 ) -> uuid.UUID:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(401, "missing API key", headers={"WWW-Authenticate": "Bearer"})
     team_id = await run_in_threadpool(resolve_api_key, credentials.credentials)
     if team_id is None:
-        raise HTTPException(
-            401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"}
-        )
+        raise _unauthorized("invalid or revoked API key")
     return team_id
 
 

@@ -117,11 +117,25 @@ class _Collector:
 
 
 async def parse_upload_form(request: Request, file_path: Path, max_file_bytes: int) -> ParsedForm:
-    content_type, options = parse_options_header(request.headers.get("content-type", ""))
-    if content_type != b"multipart/form-data" or b"boundary" not in options:
-        raise HTTPException(415, "expected multipart/form-data with a 'file' part")
+    header = request.headers.get("content-type", "")
+    content_type, options = parse_options_header(header)
+    if content_type != b"multipart/form-data":
+        shown = repr(header[:100]) if header else "none"
+        raise HTTPException(
+            415, f"expected Content-Type multipart/form-data with a 'file' part, got {shown}"
+        )
+    # Parameter names are case-insensitive (RFC 9110 5.6.6); the parser keeps them as sent.
+    options = {name.lower(): value for name, value in options.items()}
+    if not options.get(b"boundary"):
+        raise HTTPException(400, "the multipart/form-data Content-Type has no boundary")
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_file_bytes + 64 * 1024:
+    # isascii(): str.isdigit() accepts digits int() cannot parse, such as '²'.
+    if (
+        declared
+        and declared.isascii()
+        and declared.isdigit()
+        and int(declared) > max_file_bytes + 64 * 1024
+    ):
         raise HTTPException(413, f"file exceeds the upload limit of {max_file_bytes:,} bytes")
     collector = _Collector(file_path, max_file_bytes)
     try:

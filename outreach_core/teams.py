@@ -4,6 +4,8 @@ random 256-bit secrets, so a slow password hash would add latency and no safety)
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -16,6 +18,10 @@ from outreach_core.db.engine import system_session, tenant_session
 from outreach_core.db.tables import ApiKey, Team
 
 KEY_PREFIX = "ok_"
+_KEY_BYTES = 32
+# What _new_key makes: the prefix and unpadded URL-safe base64 of _KEY_BYTES random bytes.
+# Explicit ASCII ranges: a key is matched exactly, never after trimming or Unicode folding.
+_KEY = re.compile(rf"{re.escape(KEY_PREFIX)}[A-Za-z0-9_-]{{{math.ceil(_KEY_BYTES * 4 / 3)}}}")
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,7 @@ def hash_key(api_key: str) -> str:
 
 
 def _new_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
+    return KEY_PREFIX + secrets.token_urlsafe(_KEY_BYTES)
 
 
 def create_team(name: str) -> NewTeam:
@@ -77,7 +83,7 @@ def revoke_api_key(team_id: uuid.UUID, api_key: str) -> bool:
 def resolve_api_key(api_key: str) -> uuid.UUID | None:
     """The team a live key belongs to, or None. Runs before any tenant is known, through
     the one SECURITY DEFINER function made for it."""
-    if not api_key.startswith(KEY_PREFIX) or len(api_key) > 200:
+    if not _KEY.fullmatch(api_key):
         return None
     with system_session() as session:
         return session.scalar(text("SELECT outreach_resolve_api_key(:h)"), {"h": hash_key(api_key)})

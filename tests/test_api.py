@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import uuid
 
 import httpx
 import pytest
 from sqlalchemy import func, select, text
+from typer.testing import CliRunner
 
+from outreach_cli.cli import app as cli
 from outreach_core.db.engine import tenant_session
 from outreach_core.db.tables import Upload
+from outreach_core.leads.ids import reserve_lead_ids
 from outreach_core.settings import get_settings
 from outreach_core.teams import create_api_key, revoke_api_key
 from tests.helpers import csv_bytes
@@ -71,6 +76,79 @@ def test_requests_without_a_valid_key_are_401(api_server, auth) -> None:
         assert response.status_code == 401, (method, path)
 
 
+def raw_request(base_url: str, head: bytes) -> tuple[int, bytes]:
+    """Send `head` byte for byte (h11, under httpx, refuses some of these headers) and
+    return the status and body. `Connection: close` makes the server end the stream."""
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head + b"Connection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    status_line, _, rest = data.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"Bearer KEY\xa0",  # NO-BREAK SPACE after the key (latin-1, as a server reads it)
+        b"Bearer \x85KEY",  # NEXT LINE before it
+        "Bearer KEY\u2003".encode(),  # EM SPACE in UTF-8
+        b"Bearer  KEY",
+        b"Bearer\tKEY",
+        b"BearerKEY",
+        b"Token KEY",
+        b"KEY",
+        b"Bearer KEY,Bearer KEY",
+    ],
+)
+def test_key_with_anything_around_it_is_401(api_server, team, header: bytes) -> None:
+    url = f"{api_server.base_url}/v1/leads"
+    assert httpx.get(url, headers={"Authorization": f"Bearer {team.api_key}"}).status_code == 200
+    # httpx sends bytes as they are (str values would have to be ASCII).
+    response = httpx.get(
+        url, headers={"Authorization": header.replace(b"KEY", team.api_key.encode())}
+    )
+    assert response.status_code == 401, response.text
+    # Our JSON, not the HTTP server's own refusal: the request reached the app.
+    assert "malformed Authorization header" in response.json()["detail"]
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("tail", [b" ", b"\t"])
+def test_key_with_trailing_ascii_whitespace_is_401(api_server, team, tail) -> None:
+    # httptools passes trailing spaces and tabs through to the app; h11 would not send them.
+    status, body = raw_request(
+        api_server.base_url,
+        b"GET /v1/leads HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer "
+        + team.api_key.encode()
+        + tail
+        + b"\r\n",
+    )
+    assert status == 401
+    assert "malformed Authorization header" in json.loads(body)["detail"]
+
+
+def test_two_authorization_headers_are_401(api_server, team) -> None:
+    status, body = raw_request(
+        api_server.base_url,
+        b"GET /v1/leads HTTP/1.1\r\nHost: t\r\n"
+        + (b"Authorization: Bearer %s\r\n" % team.api_key.encode()) * 2,
+    )
+    assert status == 401
+    assert "more than one Authorization header" in json.loads(body)["detail"]
+
+
+def test_scheme_is_case_insensitive(api_server, team) -> None:
+    # RFC 9110 11.1: curl users write `bearer` too. Only the scheme is case-insensitive.
+    for scheme in ("bearer", "BEARER"):
+        headers = {"Authorization": f"{scheme} {team.api_key}"}
+        assert httpx.get(f"{api_server.base_url}/v1/leads", headers=headers).status_code == 200
+    swapped = {"Authorization": f"Bearer {team.api_key.swapcase()}"}
+    assert httpx.get(f"{api_server.base_url}/v1/leads", headers=swapped).status_code == 401
+
+
 def test_revoked_key_is_401(api_server, team) -> None:
     key = create_api_key(team.team_id, "temp")
     headers = {"Authorization": f"Bearer {key}"}
@@ -118,23 +196,90 @@ def test_ten_thousand_form_fields_is_4xx(client, team) -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "status"),
+    ("kwargs", "status", "message"),
     [
-        ({"content": b"Phone\n1\n", "headers": {"Content-Type": "text/csv"}}, 415),
-        ({"data": {"bucket_id": "ny-construction-plumbers"}}, 415),
+        (
+            {"content": b"Phone\n1\n", "headers": {"Content-Type": "text/csv"}},
+            415,
+            "got 'text/csv'",
+        ),
+        ({"data": {"bucket_id": "ny-construction-plumbers"}}, 415, "x-www-form-urlencoded"),
+        ({"content": b"Phone\n1\n"}, 415, "got none"),
+        (
+            {"content": b"--x\r\n", "headers": {"Content-Type": "multipart/form-data"}},
+            400,
+            "no boundary",
+        ),
         (
             {
                 "content": b"--x\r\ngarbage",
                 "headers": {"Content-Type": "multipart/form-data; boundary=x"},
             },
             400,
+            "multipart body",
         ),
     ],
 )
-def test_malformed_upload_requests_are_4xx(client, kwargs, status) -> None:
+def test_malformed_upload_requests_are_4xx(client, team, kwargs, status, message) -> None:
     response = client.post("/v1/uploads", **kwargs)
-    assert response.status_code in (status, 422), response.text
-    assert "detail" in response.json()
+    assert response.status_code == status, response.text
+    assert message in response.json()["detail"]
+    assert uploads_count(team.team_id) == 0
+
+
+def test_boundary_parameter_name_is_case_insensitive(client) -> None:
+    body = (
+        b'--x\r\nContent-Disposition: form-data; name="bucket_id"\r\n\r\n'
+        b"ny-construction-plumbers\r\n"
+        b'--x\r\nContent-Disposition: form-data; name="file"; filename="l.csv"\r\n\r\n'
+        + CSV
+        + b"\r\n--x--\r\n"
+    )
+    response = client.post(
+        "/v1/uploads", content=body, headers={"Content-Type": "multipart/form-data; Boundary=x"}
+    )
+    assert response.status_code == 202, response.text
+
+
+@pytest.mark.parametrize(
+    ("bucket_id", "sic_code"),
+    [
+        ("ny-construction-plumbers", "1711"),  # the bucket's own code
+        ("ny-construction-hvac", "1711"),  # a code two subsectors share
+        ("ny-construction-plumbers", "1731"),  # same sector, another subsector
+        ("ny-construction-plumbers", "1799.0"),  # as a spreadsheet writes it
+        ("us-business-brokers-pe-business-brokers", "7389"),  # a code two sectors share
+    ],
+)
+def test_matching_bucket_and_sic_code_lands_in_the_bucket(client, bucket_id, sic_code) -> None:
+    response = post_upload(client, bucket_id=bucket_id, sic_code=sic_code)
+    assert response.status_code == 202, response.text
+    assert response.json()["bucket_id"] == bucket_id
+
+
+def test_bucket_and_sic_code_of_different_sectors_is_422(client, team) -> None:
+    response = post_upload(client, bucket_id="ny-construction-plumbers", sic_code="5812")
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert "'ny-construction-plumbers' (sector construction)" in detail
+    assert "'5812' (sector restaurants, bucket 'ny-restaurants-restaurants')" in detail
+    unknown = post_upload(client, bucket_id="ny-construction-plumbers", sic_code="0711")
+    assert unknown.status_code == 422
+    assert "no bucket for SIC code '0711'" in unknown.json()["detail"]
+    assert uploads_count(team.team_id) == 0
+
+
+def test_cli_upload_refuses_bucket_and_sic_code_of_different_sectors(team, tmp_path) -> None:
+    path = tmp_path / "leads.csv"
+    path.write_bytes(CSV)
+    args = ["upload", str(path), "--team", str(team.team_id)]
+    result = CliRunner().invoke(
+        cli, [*args, "--bucket", "ny-construction-plumbers", "--sic", "5812"]
+    )
+    assert result.exit_code == 2
+    output = " ".join(result.output.split())  # rich wraps long lines
+    assert "(sector construction) conflicts with sic_code '5812' (sector restaurants" in output
+    assert uploads_count(team.team_id) == 0
 
 
 def test_upload_without_file_or_bucket_is_422(client) -> None:
@@ -147,14 +292,15 @@ def test_upload_without_file_or_bucket_is_422(client) -> None:
 
 
 def _insert_leads(team_id: uuid.UUID, rows: list[dict]) -> None:
+    first = reserve_lead_ids(team_id, len(rows))
     with tenant_session(team_id) as s:
-        for r in rows:
+        for i, r in enumerate(rows):
             s.execute(
                 text(
-                    "INSERT INTO leads (team_id, phone, email, city, state, bucket_id) "
-                    "VALUES (:t, :phone, :email, :city, :state, :bucket)"
+                    "INSERT INTO leads (team_id, id, phone, email, city, state, bucket_id) "
+                    "VALUES (:t, :id, :phone, :email, :city, :state, :bucket)"
                 ),
-                {"t": team_id, **r},
+                {"t": team_id, "id": first + i, **r},
             )
 
 

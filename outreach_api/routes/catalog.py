@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict
 
 from outreach_api.deps import NO_NUL, Lake, TeamId
+from outreach_api.errors import V1_ERRORS, UnknownBucketOut, error
 from outreach_core.catalog import load_catalog
 
-router = APIRouter(tags=["catalogue"])
+router = APIRouter(tags=["catalogue"], responses=V1_ERRORS)
 
 
 class BucketOut(BaseModel):
@@ -39,8 +40,12 @@ def list_buckets(
     ]
 
 
-@router.get("/v1/buckets/{bucket_id}", response_model=BucketOut)
-def get_bucket(bucket_id: str, _: TeamId) -> BucketOut:
+@router.get(
+    "/v1/buckets/{bucket_id}",
+    response_model=BucketOut,
+    responses=error(404, "Unknown bucket; `suggestions` lists close ones.", UnknownBucketOut),
+)
+def get_bucket(bucket_id: Annotated[str, Path(max_length=120)], _: TeamId) -> BucketOut:
     return BucketOut.model_validate(load_catalog().get(bucket_id))
 
 
@@ -48,9 +53,13 @@ class FilesOut(BaseModel):
     keys: list[str]
 
 
-@router.get("/v1/datalake/files", response_model=FilesOut)
+@router.get(
+    "/v1/datalake/files",
+    response_model=FilesOut,
+    responses=error(400, "The prefix would leave the team's folder."),
+)
 def list_files(lake: Lake, prefix: Annotated[str, Query(max_length=500)] = "") -> FilesOut:
     """The caller's datalake keys, relative to its team folder."""
-    # A prefix that could leave the team's folder raises InvalidKey: 400 (main.py).
+    # A prefix that could leave the team's folder raises InvalidKey: 400 (errors.py).
     keys = lake.list(prefix.rstrip("/"))
     return FilesOut(keys=[k.removeprefix(lake.root + "/") for k in keys])

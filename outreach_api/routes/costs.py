@@ -10,9 +10,10 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict
 
 from outreach_api.deps import TeamId
+from outreach_api.errors import V1_ERRORS, ErrorOut, ValidationErrorOut, error
 from outreach_core.enrich.budget import get_monthly_cap, month_spend
 
-router = APIRouter(prefix="/v1/costs", tags=["costs"])
+router = APIRouter(prefix="/v1/costs", tags=["costs"], responses=V1_ERRORS)
 
 
 class CostLine(BaseModel):
@@ -31,7 +32,12 @@ class CostsOut(BaseModel):
     lines: list[CostLine]
 
 
-@router.get("", response_model=CostsOut)
+@router.get(
+    "",
+    response_model=CostsOut,
+    # A well-formed but impossible month (2026-13) is refused here, without `errors`.
+    responses=error(422, "`period` is not a YYYY-MM month.", ValidationErrorOut | ErrorOut),
+)
 def get_costs(
     team_id: TeamId,
     period: Annotated[

@@ -11,11 +11,12 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select
 
 from outreach_api.deps import MAX_BIGINT, NO_NUL, TeamId
+from outreach_api.errors import V1_ERRORS
 from outreach_core.db.engine import tenant_session
 from outreach_core.db.states import EnrichmentStatus
 from outreach_core.db.tables import Lead
 
-router = APIRouter(prefix="/v1/leads", tags=["leads"])
+router = APIRouter(prefix="/v1/leads", tags=["leads"], responses=V1_ERRORS)
 
 
 class LeadOut(BaseModel):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from outreach_api.deps import MAX_BIGINT, Lake, TeamId
+from outreach_api.errors import V1_ERRORS, ErrorOut, UnknownBucketOut, error
 from outreach_api.multipart import parse_upload_form
 from outreach_core.catalog import load_catalog
 from outreach_core.db.engine import tenant_session
@@ -22,7 +23,9 @@ from outreach_core.db.tables import Upload, UploadRejection
 from outreach_core.settings import get_settings
 from outreach_core.uploads.landing import land_upload, resolve_bucket
 
-router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
+router = APIRouter(prefix="/v1/uploads", tags=["uploads"], responses=V1_ERRORS)
+
+UPLOAD_NOT_FOUND = error(404, "No such upload for the caller's team.")
 
 UPLOAD_FORM = {
     "requestBody": {
@@ -82,7 +85,29 @@ def _read(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-@router.post("", status_code=202, response_model=UploadOut, openapi_extra=UPLOAD_FORM)
+@router.post(
+    "",
+    status_code=202,
+    response_model=UploadOut,
+    openapi_extra=UPLOAD_FORM,
+    responses={
+        **error(
+            400,
+            "A malformed multipart body: no boundary, cut short, too many or too long fields, "
+            "a field that is not UTF-8.",
+        ),
+        **error(404, "Unknown `bucket_id`; `suggestions` lists close ones.", UnknownBucketOut),
+        **error(413, "The file is over the upload limit."),
+        **error(415, "The body is not multipart/form-data."),
+        # Only our own checks answer 422 here: no parameter FastAPI validates can fail.
+        **error(
+            422,
+            "No file part; no bucket; `bucket_id` and `sic_code` of different sectors; "
+            "a bad description or Idempotency-Key; a key reused for another file.",
+            ErrorOut,
+        ),
+    },
+)
 async def create_upload(
     request: Request,
     response: Response,
@@ -123,12 +148,12 @@ def _get(team_id: uuid.UUID, upload_id: uuid.UUID) -> Upload:
     return upload
 
 
-@router.get("/{upload_id}", response_model=UploadOut)
+@router.get("/{upload_id}", response_model=UploadOut, responses=UPLOAD_NOT_FOUND)
 def get_upload(upload_id: uuid.UUID, team_id: TeamId) -> UploadOut:
     return UploadOut.model_validate(_get(team_id, upload_id))
 
 
-@router.get("/{upload_id}/rejections", response_model=RejectionsPage)
+@router.get("/{upload_id}/rejections", response_model=RejectionsPage, responses=UPLOAD_NOT_FOUND)
 def list_rejections(
     upload_id: uuid.UUID,
     team_id: TeamId,
@@ -152,7 +177,14 @@ def list_rejections(
     return RejectionsPage(items=items, next_after=next_after)
 
 
-@router.get("/{upload_id}/rejected.csv", response_class=Response)
+@router.get(
+    "/{upload_id}/rejected.csv",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+        **error(404, "No such upload for the caller's team, or it has no rejected rows."),
+    },
+)
 def download_rejected(upload_id: uuid.UUID, team_id: TeamId, lake: Lake) -> Response:
     """The rejected rows as CSV (cells that could run as spreadsheet formulas neutralised)."""
     upload = _get(team_id, upload_id)

@@ -256,6 +256,19 @@ class Catalog:
                 best_key, best_len = key, shared
         return self._in_state(best_key, wanted)
 
+    def sectors_for_sic(self, code: str | int | float | None) -> tuple[str, ...]:
+        """The sectors a SIC code belongs to, by the same rules as `bucket_for_sic`: every
+        sector with a subsector listing it (7389 is in two), else its major group's sector.
+        Empty for a malformed code or a major group outside every sector."""
+        sic = normalize_sic(code)
+        if sic is None:
+            return ()
+        listed = self._by_sic.get(sic)
+        if listed:
+            return tuple(dict.fromkeys(sector for sector, _ in listed))
+        sector = self.sic_major_groups.get(sic[:2])
+        return (sector,) if sector else ()
+
     def _sic_codes(self, key: tuple[str, str]) -> tuple[str, ...]:
         return self._subsectors[key][NATIONAL].sic_codes
 

@@ -40,15 +40,32 @@ class Landed:
 
 
 def resolve_bucket(bucket_id: str | None, sic_code: str | None) -> Bucket:
+    """The bucket named by `bucket_id`, or picked by `sic_code`. Given both, they must agree
+    on the sector: the file lands in the bucket's sector partition, so a SIC code of another
+    sector means the caller meant one of two different things."""
     catalog = load_catalog()
-    if bucket_id:
-        return catalog.get(bucket_id.strip())
-    if sic_code:
-        bucket = catalog.bucket_for_sic(sic_code)
-        if bucket is None:
-            raise InvalidUpload(f"no bucket for SIC code {sic_code!r}")
-        return bucket
-    raise InvalidUpload("bucket_id or sic_code is required")
+    bucket_id = (bucket_id or "").strip()
+    sic_code = (sic_code or "").strip()
+    if not sic_code:
+        if not bucket_id:
+            raise InvalidUpload("bucket_id or sic_code is required")
+        return catalog.get(bucket_id)
+    bucket = catalog.get(bucket_id) if bucket_id else None
+    # In the bucket's state, so the conflict message names the bucket the caller may want.
+    by_sic = catalog.bucket_for_sic(sic_code, bucket.state if bucket else None)
+    if by_sic is None:
+        hint = "; send bucket_id alone" if bucket else ""
+        raise InvalidUpload(f"no bucket for SIC code {sic_code!r}{hint}")
+    if bucket is None:
+        return by_sic
+    sectors = catalog.sectors_for_sic(sic_code)
+    if bucket.sector not in sectors:
+        raise InvalidUpload(
+            f"bucket_id {bucket.id!r} (sector {bucket.sector}) conflicts with sic_code "
+            f"{sic_code!r} (sector {' or '.join(sectors)}, bucket {by_sic.id!r}); "
+            "send a matching pair, or only one of them"
+        )
+    return bucket
 
 
 def clean_filename(name: str | None) -> str:

@@ -1,0 +1,169 @@
+"""The OpenAPI document tells the truth: every status the API answers is documented for its
+route, and every error body over HTTP validates against the documented schema."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, NamedTuple
+
+import httpx
+import pytest
+from jsonschema import Draft202012Validator
+
+from outreach_core.settings import get_settings
+
+CSV = b"Company,Phone\nAcme,2125550100\n"
+UPLOAD_LIMIT = 10_000
+PLUMBERS = "ny-construction-plumbers"
+MULTIPART_X = {"Content-Type": "multipart/form-data; boundary=x"}
+
+
+# Values for path parameters when any well-formed one will do.
+PLACEHOLDERS = {"upload_id": str(uuid.uuid4()), "bucket_id": "ny-construction-plumbers"}
+NOT_A_UUID = {"upload_id": "not-a-uuid"}
+
+
+class Case(NamedTuple):
+    status: int
+    method: str
+    path: str  # as documented
+    request: dict[str, Any] = {}
+    path_params: dict[str, str] = {}
+
+    @property
+    def url(self) -> str:
+        return self.path.format(**{**PLACEHOLDERS, **self.path_params})
+
+
+def upload(file: bytes = CSV, **fields: str) -> dict[str, Any]:
+    return {"files": {"file": ("l.csv", file, "text/csv")}, "data": fields}
+
+
+# At least one request per error status each route documents, except 401, which
+# test_every_keyed_route_answers_401_as_documented sends to every route.
+CASES = [
+    Case(400, "post", "/v1/uploads", {"content": b"--x\r\ngarbage", "headers": MULTIPART_X}),
+    Case(404, "post", "/v1/uploads", upload(bucket_id="ny-construction-plumber")),
+    Case(413, "post", "/v1/uploads", upload(b"x" * (UPLOAD_LIMIT + 1), bucket_id=PLUMBERS)),
+    Case(415, "post", "/v1/uploads", {"content": CSV, "headers": {"Content-Type": "text/csv"}}),
+    Case(422, "post", "/v1/uploads", upload(bucket_id=PLUMBERS, sic_code="5812")),
+    Case(422, "post", "/v1/uploads", upload()),
+    Case(404, "get", "/v1/uploads/{upload_id}"),
+    Case(422, "get", "/v1/uploads/{upload_id}", path_params=NOT_A_UUID),
+    Case(404, "get", "/v1/uploads/{upload_id}/rejections"),
+    Case(422, "get", "/v1/uploads/{upload_id}/rejections", {"params": {"limit": 0}}),
+    Case(404, "get", "/v1/uploads/{upload_id}/rejected.csv"),
+    Case(422, "get", "/v1/uploads/{upload_id}/rejected.csv", path_params=NOT_A_UUID),
+    Case(422, "get", "/v1/leads", {"params": {"limit": 0}}),
+    Case(422, "get", "/v1/leads", {"params": {"city": "a\x00"}}),
+    Case(422, "get", "/v1/buckets", {"params": {"state": "nyc"}}),
+    Case(404, "get", "/v1/buckets/{bucket_id}", path_params={"bucket_id": "ny-plumbers"}),
+    Case(422, "get", "/v1/buckets/{bucket_id}", path_params={"bucket_id": "x" * 121}),
+    Case(400, "get", "/v1/datalake/files", {"params": {"prefix": "../"}}),
+    Case(422, "get", "/v1/datalake/files", {"params": {"prefix": "x" * 501}}),
+    Case(422, "get", "/v1/costs", {"params": {"period": "2026-13"}}),  # our check
+    Case(422, "get", "/v1/costs", {"params": {"period": "May"}}),  # FastAPI's
+]
+
+
+@pytest.fixture(scope="module")
+def openapi(api_server) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    response = httpx.get(f"{api_server.base_url}/openapi.json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def operations(openapi: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method, path, op) for path, ops in openapi["paths"].items() for method, op in ops.items()
+    ]
+
+
+def documented_schema(
+    openapi: dict[str, Any], method: str, path: str, status: int
+) -> dict[str, Any]:
+    responses = openapi["paths"][path][method]["responses"]
+    assert str(status) in responses, f"{method.upper()} {path} does not document {status}"
+    schema = responses[str(status)]["content"]["application/json"]["schema"]
+    # OpenAPI 3.1 schemas are JSON Schema 2020-12; $refs resolve against the document root.
+    return {**schema, "components": openapi["components"]}
+
+
+def assert_matches(
+    openapi: dict[str, Any], method: str, path: str, response: httpx.Response
+) -> None:
+    assert response.headers["content-type"] == "application/json"
+    schema = documented_schema(openapi, method, path, response.status_code)
+    errors = [e.message for e in Draft202012Validator(schema).iter_errors(response.json())]
+    assert not errors, (method, path, response.status_code, response.json(), errors)
+
+
+def test_every_route_documents_its_errors(openapi) -> None:
+    ops = operations(openapi)
+    assert ops
+    for method, path, op in ops:
+        responses = op["responses"]
+        assert path.startswith("/v1/") and op.get("security") == [{"HTTPBearer": []}], path
+        assert {"401", "422"} <= set(responses), (method, path)
+        if "{" in path:
+            assert "404" in responses, (method, path)
+        for status, response in responses.items():
+            if int(status) >= 400:
+                # Every error body, whatever its status, carries a readable `detail`.
+                schema = response["content"]["application/json"]["schema"]
+                refs = [s["$ref"] for s in schema.get("anyOf", [schema])]
+                for ref in refs:
+                    model = openapi["components"]["schemas"][ref.rsplit("/", 1)[1]]
+                    assert model["properties"]["detail"]["type"] == "string", (path, status)
+                    assert "detail" in model["required"]
+    upload = openapi["paths"]["/v1/uploads"]["post"]["responses"]
+    assert {"400", "404", "413", "415", "422"} <= set(upload)
+    assert openapi["paths"]["/v1/datalake/files"]["get"]["responses"].keys() >= {"400"}
+    assert openapi["components"]["securitySchemes"]["HTTPBearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A team API key: `Authorization: Bearer ok_...`",
+    }
+
+
+def test_every_documented_error_has_a_case_here(openapi) -> None:
+    """Keeps CASES honest: a status documented but never provoked is untested (or false)."""
+    documented = {
+        (method, path, int(status))
+        for method, path, op in operations(openapi)
+        for status in op["responses"]
+        if int(status) >= 400 and status != "401"
+    }
+    provoked = {(case.method, case.path, case.status) for case in CASES}
+    assert documented == provoked
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.status}-{c.method}-{c.url[:50]}" for c in CASES])
+def test_each_error_status_matches_its_documented_schema(
+    openapi, client, monkeypatch, case: Case
+) -> None:
+    monkeypatch.setattr(get_settings(), "max_upload_bytes", UPLOAD_LIMIT)
+    response = client.request(case.method, case.url, **case.request)
+    assert response.status_code == case.status, response.text
+    assert_matches(openapi, case.method, case.path, response)
+
+
+def test_every_keyed_route_answers_401_as_documented(openapi, api_server, team) -> None:
+    bad = {
+        "none": {},
+        "revoked or unknown": {"Authorization": "Bearer ok_" + "A" * 43},
+        "whitespace": {"Authorization": f"Bearer {team.api_key}\xa0".encode("latin-1")},
+    }
+    for method, path, _ in operations(openapi):
+        url = api_server.base_url + path.format(**PLACEHOLDERS)
+        for name, headers in bad.items():
+            response = httpx.request(method, url, headers=headers)
+            assert response.status_code == 401, (method, path, name)
+            assert_matches(openapi, method, path, response)
+
+
+def test_validation_errors_name_the_parameter(client) -> None:
+    body = client.get("/v1/leads", params={"limit": 0, "min_score": 101}).json()
+    assert [e["loc"] for e in body["errors"]] == [["query", "min_score"], ["query", "limit"]]
+    assert body["detail"].startswith("query.min_score: Input should be less than or equal to 100")
+    assert "query.limit:" in body["detail"]
