@@ -12,8 +12,10 @@ from dagster_aws.s3 import S3Resource
 from pydantic import SecretStr
 
 from outreach_core.datalake import TeamLake, store_from_url
+from outreach_core.enrich import defaults
 from outreach_core.enrich.apollo_client import LOOPBACK_HOSTS
 from outreach_core.enrich.runner import ApolloConnection, EnrichOptions
+from outreach_core.sandbox.apollo import DEFAULT_RATE_LIMIT_PER_MINUTE
 from outreach_core.settings import get_settings
 
 
@@ -38,24 +40,25 @@ def default_datalake() -> DatalakeResource:
 class ApolloResource(dg.ConfigurableResource):
     """Apollo People Enrichment: where, with which key, and the plan's limits and price.
 
-    The defaults are Apollo's free plan (50 requests a minute, 200 an hour, 600 a day);
-    paid plans allow about 1,000 a minute. Limits hold across every run and process
-    (they live in PostgreSQL). ``price_per_credit`` is what one credit costs you, in USD.
+    The defaults (``outreach_core.enrich.defaults``) are Apollo's free plan's limits; paid
+    plans allow about 1,000 requests a minute. A limit set to None is not enforced.
+    Limits hold across every run and process (they live in PostgreSQL).
+    ``price_per_credit`` is what one credit costs you, in USD.
     """
 
     base_url: str
     api_key: str
-    timeout_seconds: float = 10.0
-    requests_per_minute: int | None = 50
-    requests_per_hour: int | None = 200
-    requests_per_day: int | None = 600
-    max_in_flight: int = 10
-    max_rate_wait_seconds: float = 120.0
-    price_per_credit: str = "0.10"
-    reveal_phone_number: bool = False
-    cache_window_days: int = 30
-    claim_stale_after_seconds: float = 1800.0
-    busy_wait_seconds: float = 60.0
+    timeout_seconds: float = defaults.HTTP_TIMEOUT_SECONDS
+    requests_per_minute: int | None = defaults.FREE_PLAN_LIMITS["minute"]
+    requests_per_hour: int | None = defaults.FREE_PLAN_LIMITS["hour"]
+    requests_per_day: int | None = defaults.FREE_PLAN_LIMITS["day"]
+    max_in_flight: int = defaults.MAX_IN_FLIGHT
+    max_rate_wait_seconds: float = defaults.MAX_RATE_WAIT_SECONDS
+    price_per_credit: str = str(defaults.PRICE_PER_CREDIT)
+    reveal_phone_number: bool = defaults.REVEAL_PHONE_NUMBER
+    cache_window_days: int = defaults.CACHE_WINDOW_DAYS
+    claim_stale_after_seconds: float = defaults.CLAIM_STALE_AFTER.total_seconds()
+    busy_wait_seconds: float = defaults.BUSY_WAIT_SECONDS
 
     def connection(self) -> ApolloConnection:
         host = urlsplit(self.base_url).hostname
@@ -101,19 +104,17 @@ class ApolloResource(dg.ConfigurableResource):
         )
 
 
-SANDBOX_REQUESTS_PER_MINUTE = 600
-
-
 def default_apollo() -> ApolloResource:
     """Apollo from the environment: APOLLO_BASE_URL and APOLLO_API_KEY. In sandbox mode
-    `outreach dev` points them at a sandbox it starts with a 600-a-minute limit; live,
-    the free plan's limits apply until the resource is configured for yours."""
+    `outreach dev` points them at a sandbox it starts with the sandbox's default
+    per-minute limit, which this resource then keeps to; live, the free plan's limits
+    apply until the resource is configured for yours."""
     settings = get_settings()
     if settings.provider_mode == "sandbox":
         return ApolloResource(
             base_url=settings.apollo_base_url,
             api_key=dg.EnvVar("APOLLO_API_KEY"),
-            requests_per_minute=SANDBOX_REQUESTS_PER_MINUTE,
+            requests_per_minute=DEFAULT_RATE_LIMIT_PER_MINUTE,
             requests_per_hour=None,
             requests_per_day=None,
         )

@@ -13,6 +13,7 @@ from outreach_core.enrich.apollo_client import (
     BULK_MATCH_PATH,
     INSUFFICIENT_DATA,
     MATCH_PATH,
+    AccessDenied,
     ApolloClient,
     BreakerState,
     CircuitBreaker,
@@ -24,6 +25,7 @@ from outreach_core.enrich.apollo_client import (
     ProviderError,
     QuotaInfo,
     RateLimited,
+    RequestRejected,
     RetryPolicy,
     TransientError,
     match_eligibility,
@@ -354,6 +356,33 @@ def test_4xx_is_permanent_and_not_retried(clock: FakeClock) -> None:
             retry_policy(clock).call(lambda: c.match(MatchInput(email="a@example.com")))
         assert info.value.status_code == 401
         assert server.requests.total == 1 and clock.sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (400, RequestRejected),
+        (413, RequestRejected),
+        (422, RequestRejected),
+        (401, AccessDenied),
+        (403, AccessDenied),
+        (402, PermanentError),
+        (404, PermanentError),
+        (405, PermanentError),
+    ],
+)
+def test_each_4xx_says_what_it_is_about(
+    sandbox: SandboxApollo, client: ApolloClient, clock: FakeClock, status: int, error: type
+) -> None:
+    """A rejected payload, a refused key, or (any other 4xx) a setup that cannot work:
+    the runner quarantines the first, stops on the others."""
+    sandbox.inject(str(status))
+    with pytest.raises(PermanentError) as info:
+        retry_policy(clock).call(lambda: client.bulk_match([MatchInput(email="a@example.com")]))
+    assert type(info.value) is error
+    assert info.value.status_code == status
+    assert f"HTTP {status}: sandbox injected HTTP {status}" in str(info.value)
+    assert sandbox.requests.total == 1 and clock.sleeps == []  # never retried
 
 
 def test_bulk_with_malformed_element_quarantines_only_that_one(

@@ -240,6 +240,18 @@ def test_faults_are_consumed_in_order(sandbox: SandboxApollo, http: httpx.Client
     assert sandbox.requests.faults_injected == 3 and sandbox.faults_pending == 0
 
 
+def test_pass_aims_a_fault_at_a_later_request(sandbox: SandboxApollo, http: httpx.Client) -> None:
+    sandbox.inject("pass", "pass", "422")
+    batch = {"details": identities(3)}
+    statuses = [http.post(BULK_MATCH_PATH, json=batch, headers=KEY) for _ in range(4)]
+    assert [r.status_code for r in statuses] == [200, 200, 422, 200]
+    assert statuses[2].json() == {"error": "sandbox injected HTTP 422"}
+    assert sandbox.requests.faults_injected == 1 and sandbox.faults_pending == 0
+    # The rejected request was not charged.
+    per_call = sum(credits_for(lookup_person(d)) for d in identities(3))
+    assert sandbox.requests.credits_charged == 3 * per_call
+
+
 def test_reset_fault_drops_the_connection(sandbox: SandboxApollo, http: httpx.Client) -> None:
     sandbox.inject("reset")
     with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
+from collections.abc import Callable
 
+import pytest
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
-from outreach_core.db.engine import tenant_session
-from outreach_core.enrich.cache import ClaimOutcome, claim, mark_sent, settle_in_doubt, store
+from outreach_core.db.engine import app_engine, tenant_session
+from outreach_core.enrich.cache import (
+    ClaimOutcome,
+    claim,
+    mark_sent,
+    release,
+    settle_in_doubt,
+    store,
+)
 
 
 def _key() -> str:
@@ -138,3 +149,99 @@ def test_a_request_in_flight_when_its_run_died_is_in_doubt_and_never_bought_agai
     with tenant_session(team.team_id) as s:
         again = claim(s, team.team_id, key, "run-c")
     assert (again.outcome, again.status) == (ClaimOutcome.CACHED, "in_doubt")
+
+
+def _wait_until_someone_waits_for_a_lock() -> None:
+    deadline = time.monotonic() + 10
+    with app_engine().connect() as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+            conn.rollback()  # a fresh snapshot of the statistics next time
+            if waiting:
+                return
+            time.sleep(0.02)
+    raise AssertionError("nobody waited for a lock")
+
+
+def _pending(team_id: uuid.UUID, keys: list[str]) -> None:
+    """The claims as taken: pending."""
+
+
+def _stale_sent(team_id: uuid.UUID, keys: list[str]) -> None:
+    """Sent by a run that died. Key by key in reverse order, which keeps the entries' new
+    row versions in the table against key order."""
+    reservation = uuid.uuid4()
+    for key in reversed(keys):
+        with tenant_session(team_id) as s:
+            mark_sent(s, team_id, [key], "run-a", reservation, 1)
+            s.execute(
+                text(
+                    "UPDATE enrichment_cache SET claimed_at = now() - interval '1 hour' "
+                    "WHERE identity_key = :key"
+                ),
+                {"key": key},
+            )
+
+
+def _mark_sent(s: Session, team_id: uuid.UUID, keys: list[str]) -> object:
+    return mark_sent(s, team_id, keys, "run-a", uuid.uuid4(), 1)
+
+
+def _release(s: Session, team_id: uuid.UUID, keys: list[str]) -> object:
+    release(s, team_id, keys, "run-a")
+    return s.scalar(
+        text("SELECT count(*) FROM enrichment_cache WHERE identity_key = ANY(:keys)"),
+        {"keys": keys},
+    )
+
+
+def _settle_in_doubt(s: Session, team_id: uuid.UUID, keys: list[str]) -> object:
+    return [d.identity_key for d in settle_in_doubt(s, team_id)]
+
+
+@pytest.mark.parametrize(
+    ("setup", "write", "expected"),
+    [
+        (_pending, _mark_sent, 2),
+        (_pending, _release, 0),
+        (_stale_sent, _settle_in_doubt, "both keys"),
+    ],
+    ids=["mark_sent", "release", "settle_in_doubt"],
+)
+def test_writing_several_entries_while_another_run_claims_them_does_not_deadlock(
+    team,
+    setup: Callable[[uuid.UUID, list[str]], None],
+    write: Callable[[Session, uuid.UUID, list[str]], object],
+    expected: object,
+) -> None:
+    """Run A writes two of its entries in one statement while run B claims the same two
+    people, key by key in key order as runs do. A's entries lie in the table against key
+    order (claimed in reverse), and A's statement is made to visit rows in table order, as
+    a plan may on a big table: locking rows as it visits them, it would take the second
+    key, wait for B on the first, and deadlock when B goes on to the second."""
+    keys = sorted([_key(), _key()])
+    for key in reversed(keys):
+        assert _claim(team.team_id, key, "run-a") is ClaimOutcome.CLAIMED
+    setup(team.team_id, keys)
+    outcome: list[object] = []
+
+    def run_a() -> None:
+        with tenant_session(team.team_id) as a:
+            a.execute(text("SET LOCAL enable_indexscan = off"))
+            a.execute(text("SET LOCAL enable_bitmapscan = off"))
+            outcome.append(write(a, team.team_id, keys))
+
+    with tenant_session(team.team_id) as b:
+        assert claim(b, team.team_id, keys[0], "run-b").outcome is ClaimOutcome.BUSY
+        thread = threading.Thread(target=run_a)
+        thread.start()
+        _wait_until_someone_waits_for_a_lock()
+        assert claim(b, team.team_id, keys[1], "run-b").outcome is ClaimOutcome.BUSY
+    thread.join(30)
+
+    assert outcome == [keys if expected == "both keys" else expected]

@@ -4,9 +4,9 @@ One method call is one HTTP attempt: it raises typed errors and never retries by
 Compose it with ``RetryPolicy`` and ``CircuitBreaker`` (``outreach_core.enrich.resilience``)
 and, for limits shared between workers, a ``RequestGate`` (a PostgreSQL rate limiter):
 
-    breaker = CircuitBreaker(failure_threshold=5, cooldown=30)
+    breaker = CircuitBreaker()
     retry = RetryPolicy()
-    with ApolloClient(url, key, timeout=10, gate=pg_gate) as apollo:
+    with ApolloClient(url, key, gate=pg_gate) as apollo:
         result = retry.call(lambda: apollo.bulk_match(batch), breaker=breaker)
 
 The dedup cache sits in front (``MatchInput.identity_key``) and the cost ledger behind
@@ -34,13 +34,17 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import SecretStr, ValidationError
 
+from outreach_core.db.states import EnrichmentStatus
 from outreach_core.enrich.apollo_models import ApolloOrganization, ApolloPerson
+from outreach_core.enrich.defaults import HTTP_TIMEOUT_SECONDS
 from outreach_core.enrich.errors import (
+    AccessDenied,
     CircuitOpen,
     MalformedResponse,
     PermanentError,
     ProviderError,
     RateLimited,
+    RequestRejected,
     TransientError,
 )
 from outreach_core.enrich.resilience import BreakerState, CircuitBreaker, RetryEvent, RetryPolicy
@@ -49,10 +53,13 @@ __all__ = [
     "BULK_MATCH_PATH",
     "CREDITS_PER_MATCH",
     "CREDITS_PER_MOBILE",
+    "DENIED_STATUSES",
     "INSUFFICIENT_DATA",
     "LOOPBACK_HOSTS",
     "MATCH_PATH",
     "MAX_BULK",
+    "REJECTED_STATUSES",
+    "AccessDenied",
     "ApolloClient",
     "ApolloOrganization",
     "ApolloPerson",
@@ -69,6 +76,7 @@ __all__ = [
     "QuotaInfo",
     "RateLimited",
     "RequestGate",
+    "RequestRejected",
     "RetryEvent",
     "RetryPolicy",
     "TransientError",
@@ -87,8 +95,13 @@ MAX_BULK: Final = 10
 # Apollo's price list: a match costs a credit, a revealed mobile number 8 more; a miss is free.
 CREDITS_PER_MATCH: Final = 1
 CREDITS_PER_MOBILE: Final = 8
-INSUFFICIENT_DATA: Final = "insufficient_data"
+# The reason match_eligibility gives, which is also the lead's status.
+INSUFFICIENT_DATA: Final = EnrichmentStatus.INSUFFICIENT_DATA
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+# Bad request, payload too large, unprocessable: about this request's content.
+REJECTED_STATUSES: Final = frozenset({400, 413, 422})
+# Unauthorized, forbidden: about our key or account.
+DENIED_STATUSES: Final = frozenset({401, 403})
 _MAX_REASON: Final = 300
 
 
@@ -316,6 +329,15 @@ def _int_header(headers: httpx.Headers, name: str) -> int | None:
         return None
 
 
+def _client_error(status: int) -> type[PermanentError]:
+    """The error a 4xx (other than 408 and 429) means; see the classes in ``errors``."""
+    if status in REJECTED_STATUSES:
+        return RequestRejected
+    if status in DENIED_STATUSES:
+        return AccessDenied
+    return PermanentError
+
+
 def _credits(body: dict[str, Any]) -> int | None:
     value = body.get("credits_consumed")
     # bool is an int subclass; a JSON true is not a credit count.
@@ -362,7 +384,7 @@ class ApolloClient:
         self,
         base_url: str,
         api_key: str | SecretStr,
-        timeout: float | httpx.Timeout = 10.0,
+        timeout: float | httpx.Timeout = HTTP_TIMEOUT_SECONDS,
         transport: httpx.BaseTransport | None = None,
         *,
         gate: RequestGate | None = None,
@@ -573,7 +595,7 @@ class ApolloClient:
                 outcome_unknown=status in (502, 504),
             )
         if status >= 400:
-            raise PermanentError(
+            raise _client_error(status)(
                 f"{endpoint}: HTTP {status}{self._error_detail(response)}",
                 status_code=status,
                 endpoint=endpoint,

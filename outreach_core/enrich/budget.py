@@ -130,9 +130,15 @@ def reserve(
             )
             if spoken_for + amount > cap:
                 return None
-            # Under the lock anyway: drop reservations that no longer count.
+            # Under the lock anyway: drop reservations that no longer count. Skipping those
+            # another transaction is deleting (a run booking a dead run's calls, several
+            # in one transaction) means this never waits on them in some other order.
             s.execute(
-                text("DELETE FROM budget_reservations WHERE team_id = :t AND expires_at <= now()"),
+                text(
+                    "DELETE FROM budget_reservations WHERE team_id = :t AND id IN ("
+                    "SELECT id FROM budget_reservations WHERE team_id = :t "
+                    "AND expires_at <= now() FOR UPDATE SKIP LOCKED)"
+                ),
                 {"t": team_id},
             )
         reservation = Reservation(

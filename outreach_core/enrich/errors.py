@@ -8,11 +8,13 @@ that no chained httpx exception (whose ``.request`` holds the headers) travels w
 from __future__ import annotations
 
 __all__ = [
+    "AccessDenied",
     "CircuitOpen",
     "MalformedResponse",
     "PermanentError",
     "ProviderError",
     "RateLimited",
+    "RequestRejected",
     "TransientError",
 ]
 
@@ -74,7 +76,22 @@ class TransientError(ProviderError):
 
 
 class PermanentError(ProviderError):
-    """Retrying will not help: 4xx other than 408/429, redirects, unusable responses."""
+    """Retrying will not help: 4xx other than 408/429, redirects, unusable responses.
+
+    Raised as such (not as a subclass below) it means no request of ours can succeed
+    until our configuration is fixed: a redirect, or a 4xx such as 402 (plan or
+    payment), 404 or 405 (wrong base URL or endpoint). Nothing was billed.
+    """
+
+
+class RequestRejected(PermanentError):
+    """HTTP 400, 413 or 422: the provider refused this request's content (for a bulk call,
+    something about the people in it); other requests may well succeed. Not billed."""
+
+
+class AccessDenied(PermanentError):
+    """HTTP 401 or 403: the provider refuses our key or account; no request will succeed
+    until that is fixed. Not billed."""
 
 
 class MalformedResponse(PermanentError):

@@ -17,7 +17,7 @@ at most the per-minute limit, however the provider aligns its windows.
 
 Implements the Apollo client's ``RequestGate``::
 
-    limiter = PgRateLimiter(app_engine(), "apollo", {"minute": 50, "hour": 200, "day": 600})
+    limiter = PgRateLimiter(app_engine(), "apollo", defaults.FREE_PLAN_LIMITS)
     with ApolloClient(url, key, gate=limiter) as apollo, limiter.in_flight():
         ...
 """
@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, text
 
+from outreach_core.enrich import defaults
 from outreach_core.enrich.apollo_client import QuotaInfo
 from outreach_core.enrich.errors import RateLimited
 
@@ -83,7 +84,7 @@ class PgRateLimiter:
     ``max_wait``: when the next free slot is further away than this many seconds,
     ``before_request`` raises ``RateLimited`` instead of sleeping (e.g. the daily quota is
     spent: end the run cleanly, resume later). ``in_flight()`` caps concurrent requests
-    of this process (``max_in_flight``, default 10).
+    of this process (``max_in_flight``).
     """
 
     def __init__(
@@ -94,7 +95,7 @@ class PgRateLimiter:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
-        max_in_flight: int = 10,
+        max_in_flight: int = defaults.MAX_IN_FLIGHT,
         max_wait: float | None = None,
         pace_margin: float | None = 0.02,
     ) -> None:

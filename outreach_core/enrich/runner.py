@@ -12,9 +12,15 @@ For every lead still open (never tried, or left by an earlier run) the runner:
 
 Stops cleanly, leaving the remaining leads open for the next run, when the budget cap is
 reached, the provider keeps failing (circuit open), the rate quota is spent for longer
-than ``max_rate_wait``, or the provider refuses us (bad key). Identities whose request
-was in flight when a run died are settled as ``in_doubt`` at the next run: booked at
-their worst-case cost, never bought again automatically (see ``cache``).
+than ``max_rate_wait``, the provider refuses our key (401/403), or it answers in a way
+that means our setup is wrong (any other 4xx, a redirect): see ``StopReason``. A call
+whose payload Apollo rejects (400/413/422) is about those people, not the run: they are
+``quarantined`` with Apollo's reason, nothing is charged, and the run goes on. Identities
+whose request was in flight when a run died are settled as ``in_doubt`` at the next run:
+booked at their worst-case cost, never bought again automatically (see ``cache``).
+
+Lock order: cache entries, then the leads of each key, are locked in identity-key order
+in every transaction (see ``cache``), so runs over the same people cannot deadlock.
 """
 
 from __future__ import annotations
@@ -39,8 +45,9 @@ from sqlalchemy.orm import Session
 
 from outreach_core.crashpoints import crashpoint
 from outreach_core.db.engine import app_engine, tenant_session
+from outreach_core.db.states import CacheStatus, EnrichmentStatus
 from outreach_core.db.tables import LEAD_OPEN_FOR_ENRICHMENT
-from outreach_core.enrich import budget, cache
+from outreach_core.enrich import budget, cache, defaults
 from outreach_core.enrich.apollo_client import (
     MAX_BULK,
     ApolloClient,
@@ -55,10 +62,12 @@ from outreach_core.enrich.apollo_client import (
 )
 from outreach_core.enrich.derive import derive
 from outreach_core.enrich.errors import (
+    AccessDenied,
     CircuitOpen,
     MalformedResponse,
     PermanentError,
     RateLimited,
+    RequestRejected,
     TransientError,
 )
 from outreach_core.enrich.ratelimit import PgRateLimiter
@@ -77,37 +86,41 @@ PROVIDER: Final = "apollo"
 OPERATION: Final = "people_bulk_match"
 IN_DOUBT_OPERATION: Final = "people_bulk_match_unconfirmed"
 _OPEN = f"({LEAD_OPEN_FOR_ENRICHMENT})"
+# With the budget full, how long a worker waits for this run's calls in flight to settle
+# at what they really cost (less than reserved) before it calls the cap reached.
+_OWN_CALLS_SETTLE_WAIT: Final = 120.0
 
 
 class StopReason(StrEnum):
-    BUDGET = "budget_cap_reached"
-    PROVIDER_DOWN = "provider_unavailable"
-    RATE_QUOTA = "rate_quota_spent"
-    REFUSED = "provider_refused"
+    """Why a run ended early; every one leaves the remaining leads open for a rerun."""
+
+    BUDGET = "budget_cap_reached"  # the team's monthly cap: the run still succeeds
+    PROVIDER_DOWN = "provider_unavailable"  # circuit open: Apollo keeps failing
+    RATE_QUOTA = "rate_quota_spent"  # the next slot is further off than max_rate_wait
+    REFUSED = "provider_refused"  # 401/403: the key or the account is refused
+    # Any other 4xx (402, 404, 405...) or a redirect: no request of ours can succeed until
+    # the base URL, the plan or the account is fixed, so buying on would be pointless.
+    MISCONFIGURED = "provider_misconfigured"
 
 
 @dataclass(frozen=True)
 class ApolloConnection:
     base_url: str
     api_key: SecretStr
-    timeout: float = 10.0
-    limits: dict[str, int] = field(default_factory=lambda: {"minute": 50})
-    # A wait for a rate window longer than this ends the run (resumable) instead.
-    max_rate_wait: float = 120.0
+    timeout: float = defaults.HTTP_TIMEOUT_SECONDS
+    limits: dict[str, int] = field(default_factory=lambda: dict(defaults.FREE_PLAN_LIMITS))
+    max_rate_wait: float = defaults.MAX_RATE_WAIT_SECONDS
     allow_insecure_http: bool = False
 
 
 @dataclass(frozen=True)
 class EnrichOptions:
-    price_per_credit: Decimal
-    reveal_phone_number: bool = False
-    cache_window_days: int = cache.DEFAULT_WINDOW_DAYS
-    # A claim older than this belongs to a dead run: pending ones are taken over, sent
-    # ones become in doubt. Must exceed the longest a live call can take with retries.
-    claim_stale_after: timedelta = timedelta(minutes=30)
-    max_in_flight: int = 10
-    # How long to wait at the end for identities another run is buying right now.
-    busy_wait: float = 60.0
+    price_per_credit: Decimal = defaults.PRICE_PER_CREDIT
+    reveal_phone_number: bool = defaults.REVEAL_PHONE_NUMBER
+    cache_window_days: int = defaults.CACHE_WINDOW_DAYS
+    claim_stale_after: timedelta = defaults.CLAIM_STALE_AFTER
+    max_in_flight: int = defaults.MAX_IN_FLIGHT
+    busy_wait: float = defaults.BUSY_WAIT_SECONDS
     chunk_leads: int = 5_000
     reference: str | None = None  # written on ledger rows, e.g. "dagster_run:<id>"
 
@@ -127,6 +140,7 @@ class EnrichStats:
     matched: int = 0  # people matched by our calls
     no_match: int = 0
     quarantined: int = 0
+    rejected_calls: int = 0  # bulk calls Apollo refused (400/413/422): quarantined, free
     cache_hits: int = 0  # people answered from the dedup cache, no call
     enriched_leads: int = 0  # leads written with a match (ours or cached)
     failed: int = 0  # people given up after retries (enrich_failed, not charged)
@@ -191,19 +205,20 @@ _SET_KEYS = text("""
     FROM unnest(CAST(:ids AS bigint[]), CAST(:keys AS text[])) AS v(id, k)
     WHERE l.team_id = :t AND l.id = v.id AND l.enrichment_key IS DISTINCT FROM v.k
 """)
-_INSUFFICIENT = text("""
-    UPDATE leads SET enrichment_status = 'insufficient_data', enrichment_error = NULL,
-        updated_at = now()
+_INSUFFICIENT = text(f"""
+    UPDATE leads SET enrichment_status = '{EnrichmentStatus.INSUFFICIENT_DATA}',
+        enrichment_error = NULL, updated_at = now()
     WHERE team_id = :t AND id = ANY(:ids)
-      AND enrichment_status IS DISTINCT FROM 'insufficient_data'
+      AND enrichment_status IS DISTINCT FROM '{EnrichmentStatus.INSUFFICIENT_DATA}'
 """)
+# One key per statement (see _Run._settle).
 _SETTLE = text(f"""
     UPDATE leads SET enrichment_status = :status, enrichment_error = :error,
         updated_at = now()
-    WHERE team_id = :t AND enrichment_key = ANY(:keys) AND {_OPEN}
+    WHERE team_id = :t AND enrichment_key = :key AND {_OPEN}
 """)
 _ENRICH = text(f"""
-    UPDATE leads SET enrichment_status = 'enriched', enrichment_error = NULL,
+    UPDATE leads SET enrichment_status = '{EnrichmentStatus.ENRICHED}', enrichment_error = NULL,
         enriched_at = now(), updated_at = now(),
         apollo_person_id = :person_id, apollo_organization_id = :organization_id,
         apollo_data = :raw,
@@ -220,6 +235,14 @@ _ENRICH = text(f"""
         is_established = :is_established, score = :score
     WHERE team_id = :t AND enrichment_key = :key AND {_OPEN}
 """).bindparams(bindparam("raw", type_=JSONB))
+
+# What a settled cache entry makes of the open leads with its key.
+_LEAD_STATUS: Final[dict[CacheStatus, EnrichmentStatus]] = {
+    CacheStatus.MATCHED: EnrichmentStatus.ENRICHED,
+    CacheStatus.NO_MATCH: EnrichmentStatus.NO_MATCH,
+    CacheStatus.QUARANTINED: EnrichmentStatus.QUARANTINED,
+    CacheStatus.IN_DOUBT: EnrichmentStatus.IN_DOUBT,
+}
 
 
 def _lead_values(person: ApolloPerson, raw: Any) -> dict[str, Any]:
@@ -320,11 +343,10 @@ class _Run:
         )
         # Money at risk stays reserved until a later run can settle a dead run's claims.
         self._reservation_ttl = 2 * options.claim_stale_after
-        self.breaker = CircuitBreaker(failure_threshold=5, cooldown=30.0, name="apollo")
+        self.breaker = CircuitBreaker(name="apollo")
         # A 429 says nothing about the request; wait as told (the limiter pauses every
         # worker) for as long as a claim can safely be held.
         self.retry = RetryPolicy(
-            max_attempts=3,
             max_rate_limit_waits=20,
             max_retry_after=connection.max_rate_wait,
             sleep=sleep,
@@ -391,7 +413,7 @@ class _Run:
             self._settle(
                 s,
                 keys,
-                "in_doubt",
+                EnrichmentStatus.IN_DOUBT,
                 "request in flight when a run stopped; booked at its worst case",
             )
         self.count(in_doubt=len(in_doubt))
@@ -458,6 +480,9 @@ class _Run:
         except MalformedResponse as exc:
             self._record_unusable(claimed, sending.reservation, exc)
             return []
+        except RequestRejected as exc:
+            self._record_rejected(claimed, sending.reservation, exc)
+            return []
         except (RateLimited, CircuitOpen, TransientError, PermanentError) as exc:
             self._give_up(claimed, sending, exc)
             return []
@@ -480,7 +505,7 @@ class _Run:
             reason = "error while recording Apollo's answer; booked at its worst case"
             with tenant_session(self.team_id, self.engine) as s:
                 for person in claimed:
-                    self._answer(s, person.key, "in_doubt", reason=reason)
+                    self._answer(s, person.key, CacheStatus.IN_DOUBT, reason=reason)
                 spent = self._book(s, sending.reservation.id, IN_DOUBT_OPERATION, units)
             self.count(in_doubt=len(claimed), in_doubt_credits=units, in_doubt_spend=spent)
         except Exception:
@@ -544,7 +569,9 @@ class _Run:
                 # Our own calls in flight reserved their worst case; once they settle at
                 # what they really cost there may be room again.
                 with self._lock:
-                    self._lock.wait_for(lambda: self._reserved == 0 or self.stopped, 120)
+                    self._lock.wait_for(
+                        lambda: self._reserved == 0 or self.stopped, _OWN_CALLS_SETTLE_WAIT
+                    )
         return None
 
     def _unreserve(self) -> None:
@@ -568,7 +595,7 @@ class _Run:
             # Apollo kept failing for these people: they are retried by the next run.
             self.count(failed=len(claimed), possibly_charged_requests=int(exc.outcome_unknown))
             with tenant_session(self.team_id, self.engine) as s:
-                self._settle(s, sending.keys, "enrich_failed", str(exc))
+                self._settle(s, sending.keys, EnrichmentStatus.ENRICH_FAILED, str(exc))
             if self.breaker.state is not BreakerState.CLOSED:
                 self.stop(
                     StopReason.PROVIDER_DOWN,
@@ -582,8 +609,14 @@ class _Run:
                 StopReason.RATE_QUOTA,
                 f"Apollo rate quota spent: next request allowed in {exc.retry_after:.0f}s",
             )
+        elif isinstance(exc, AccessDenied):
+            self.stop(StopReason.REFUSED, f"Apollo refused our API key or account: {exc}")
         else:
-            self.stop(StopReason.REFUSED, f"Apollo refused the request: {exc}")
+            self.stop(
+                StopReason.MISCONFIGURED,
+                f"Apollo answered unexpectedly ({exc}); check the Apollo base URL, "
+                "the plan and the account",
+            )
 
     def _book(
         self, s: Session, reservation_id: uuid.UUID | None, operation: str, credits: int
@@ -610,13 +643,16 @@ class _Run:
             for r in result.results:
                 key = claimed[r.index].key
                 if r.status is MatchStatus.MATCHED and r.person is not None:
-                    counts["enriched_leads"] += self._answer(s, key, "matched", r.person, r.raw)
+                    counts["enriched_leads"] += self._answer(
+                        s, key, CacheStatus.MATCHED, r.person, r.raw
+                    )
                     counts["matched"] += 1
                 elif r.status is MatchStatus.NO_MATCH:
-                    self._answer(s, key, "no_match")
+                    self._answer(s, key, CacheStatus.NO_MATCH)
                     counts["no_match"] += 1
                 else:
-                    self._answer(s, key, "quarantined", reason=r.reason or "unusable answer")
+                    reason = r.reason or "unusable answer"
+                    self._answer(s, key, CacheStatus.QUARANTINED, reason=reason)
                     counts["quarantined"] += 1
             spent = self._book(s, reservation.id, OPERATION, credits)
         self.count(calls=1, credits=credits, spend=spent, **counts)
@@ -628,17 +664,32 @@ class _Run:
         credits = exc.credits_consumed
         if credits is None:
             credits = len(claimed) * self.options.credits_each
+        spent = self._quarantine(claimed, reservation, str(exc), credits)
+        self.count(calls=1, quarantined=len(claimed), credits=credits, spend=spent)
+
+    def _record_rejected(
+        self, claimed: list[_Person], reservation: budget.Reservation, exc: RequestRejected
+    ) -> None:
+        """Apollo refused this call's payload and billed nothing: its people are
+        quarantined with Apollo's reason, free, and not asked for again automatically."""
+        self._quarantine(claimed, reservation, f"Apollo rejected the request: {exc}", 0)
+        self.count(rejected_calls=1, quarantined=len(claimed))
+
+    def _quarantine(
+        self, claimed: list[_Person], reservation: budget.Reservation, reason: str, credits: int
+    ) -> Decimal:
+        """Quarantine ``claimed`` with ``reason`` and book ``credits`` (no ledger row for 0)
+        in place of the reservation, in one transaction; returns what was booked."""
         with tenant_session(self.team_id, self.engine) as s:
             for person in claimed:
-                self._answer(s, person.key, "quarantined", reason=str(exc))
-            spent = self._book(s, reservation.id, OPERATION, credits)
-        self.count(calls=1, quarantined=len(claimed), credits=credits, spend=spent)
+                self._answer(s, person.key, CacheStatus.QUARANTINED, reason=reason)
+            return self._book(s, reservation.id, OPERATION, credits)
 
     def _answer(
         self,
         s: Session,
         key: str,
-        status: str,
+        status: CacheStatus,
         person: ApolloPerson | None = None,
         raw: Any = None,
         reason: str | None = None,
@@ -658,33 +709,44 @@ class _Run:
         )
         if person is not None:
             return self._enrich_leads(s, key, person, raw)
-        self._settle(s, [key], status, reason)
+        self._settle(s, [key], _LEAD_STATUS[status], reason)
         return 0
 
-    def _settle(self, s: Session, keys: list[str], status: str, error: str | None) -> None:
-        """Give the open leads with these keys a status without a match."""
-        s.execute(_SETTLE, {"t": self.team_id, "keys": keys, "status": status, "error": error})
+    def _settle(
+        self, s: Session, keys: list[str], status: EnrichmentStatus, error: str | None
+    ) -> None:
+        """Give the open leads with these keys a status without a match.
+
+        Key by key in key order: one UPDATE over many keys would lock leads in whatever
+        order its plan visits them, while a run recording an answer locks the leads of
+        one key after another in key order."""
+        params = [
+            {"t": self.team_id, "key": key, "status": status, "error": error}
+            for key in sorted(keys)
+        ]
+        if params:
+            s.execute(_SETTLE, params)
 
     def _enrich_leads(self, s: Session, key: str, person: ApolloPerson, raw: Any) -> int:
         params = {"t": self.team_id, "key": key, **_lead_values(person, raw)}
         return s.execute(_ENRICH, params).rowcount  # type: ignore[attr-defined]
 
     def _apply_cached(self, s: Session, key: str, got: cache.ClaimResult) -> None:
-        if got.status == "matched" and got.result is not None:
+        if got.status is CacheStatus.MATCHED and got.result is not None:
             person = ApolloPerson.model_validate(got.result)
             self.count(enriched_leads=self._enrich_leads(s, key, person, got.result))
-        elif got.status in ("no_match", "in_doubt"):
-            self._settle(s, [key], got.status, None)
+        elif got.status in (CacheStatus.NO_MATCH, CacheStatus.IN_DOUBT):
+            self._settle(s, [key], _LEAD_STATUS[got.status], None)
         else:  # quarantined, or an entry we cannot read
             reason = (got.result or {}).get("reason") or "unreadable cache entry"
-            self._settle(s, [key], "quarantined", reason)
+            self._settle(s, [key], EnrichmentStatus.QUARANTINED, reason)
 
     def mark_busy(self, people: list[_Person]) -> None:
         with tenant_session(self.team_id, self.engine) as s:
             self._settle(
                 s,
                 [p.key for p in people],
-                "busy",
+                EnrichmentStatus.BUSY,
                 "another run was still buying this person; retried next run",
             )
         self.count(busy=len(people))

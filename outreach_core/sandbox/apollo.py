@@ -41,6 +41,7 @@ __all__ = [
     "BULK_MATCH_PATH",
     "CREDITS_PER_MATCH",
     "CREDITS_PER_MOBILE",
+    "DEFAULT_RATE_LIMIT_PER_MINUTE",
     "FAULT_KINDS",
     "HEALTH_PATH",
     "MATCH_PATH",
@@ -60,6 +61,10 @@ BULK_MATCH_PATH: Final = "/api/v1/people/bulk_match"
 HEALTH_PATH: Final = "/api/v1/auth/health"
 MAX_BULK_DETAILS: Final = 10
 MAX_BODY_BYTES: Final = 1_000_000
+# What the sandbox allows a minute when served for development (`outreach dev`, the demo,
+# the CLI below, the benchmark): well above the free plan, so runs are quick, but a limit
+# all the same, so pacing and 429s are exercised. In-process test sandboxes have none.
+DEFAULT_RATE_LIMIT_PER_MINUTE: Final = 600
 
 # Pricing model assumed for the project (see the ledger): a match costs a credit, a
 # revealed mobile number costs 8 more, a miss is free.
@@ -67,6 +72,7 @@ CREDITS_PER_MATCH: Final = 1
 CREDITS_PER_MOBILE: Final = 8
 
 FAULT_KINDS: Final = (
+    "pass",  # no fault: answer normally, so the next fault hits a later request
     "<3-digit status>",
     "429[:secs]",
     "timeout[:secs]",
@@ -568,7 +574,7 @@ def _parse_fault(spec: str) -> _Fault:
         return _Fault(kind, float(arg) if arg else None)
     if kind in {"timeout", "malformed"}:
         return _Fault(kind, float(arg) if arg else None)
-    if kind in {"reset", "html", "redirect"} and not arg:
+    if kind in {"pass", "reset", "html", "redirect"} and not arg:
         return _Fault(kind)
     raise ValueError(f"unknown fault {spec!r}; expected one of {', '.join(FAULT_KINDS)}")
 
@@ -706,7 +712,9 @@ class SandboxApollo:
     # -- control -----------------------------------------------------------------
 
     def inject(self, *faults: str) -> None:
-        """Queue faults; each applies to one request. See ``FAULT_KINDS``."""
+        """Queue faults; each applies to one request. See ``FAULT_KINDS``: e.g.
+        ``inject("pass", "422")`` answers the next request normally and the one after it
+        with a 422."""
         parsed = [_parse_fault(spec) for spec in faults]
         with self._lock:
             self._faults.extend(parsed)
@@ -794,6 +802,8 @@ class SandboxApollo:
 
         rate_headers = self._take_rate_slot(api_key)
         fault = self._next_fault()
+        if fault is not None and fault.kind == "pass":
+            fault = None
         if fault is not None:
             self.requests._bump("_faults")
             self._apply_fault(h, fault, endpoint)  # raises unless the fault alters the body
@@ -991,7 +1001,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
-    parser.add_argument("--rate-limit", type=int, default=None, help="requests per minute")
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        default=DEFAULT_RATE_LIMIT_PER_MINUTE,
+        help="requests per minute (0: unlimited)",
+    )
     parser.add_argument("--match-rate", type=float, default=0.8)
     parser.add_argument(
         "--fault",
