@@ -1,7 +1,9 @@
 """Ingestion benchmark: a messy synthetic CSV (default 1,000,000 rows, ~20% duplicate
 contacts, mixed phone formats, some invalid rows) from landed file to committed leads,
 through the same core stages the Dagster assets run; then the same file again (every row a
-duplicate); then the Dagster overhead on top of the stages.
+duplicate); then what Dagster adds on top of the stages for a small (1,000-row) upload: in
+an in-process run, and on the deployed path (the real `outreach dev`, POST to `completed`
+over HTTP, on a fresh database of OUTREACH_BENCH_SERVER_URL; see bench/deployed.py).
 
     .venv/bin/python bench/ingest.py [--rows N] [--skip-dagster]
 
@@ -120,10 +122,16 @@ def main() -> None:
     second_s = time.perf_counter() - t
     print(summary(f"duplicates: {args.rows:,}", second_s, args.rows, second))
 
-    dagster_overhead_s = None
+    dagster_overhead_s = deployed_overhead_s = None
     if not args.skip_dagster:
-        dagster_overhead_s = dagster_overhead(lake, land, team.team_id)
-        print(f"dagster overhead on top of the stages: {dagster_overhead_s:.2f} s per run")
+        direct_s, in_process_s = dagster_overhead(lake, team.team_id)
+        dagster_overhead_s = in_process_s - direct_s
+        deployed_overhead_s = deployed_upload_s() - direct_s
+        print(
+            f"dagster overhead on top of the stages ({SMALL_ROWS:,} rows, {direct_s:.2f} s): "
+            f"{dagster_overhead_s:.2f} s in process, {deployed_overhead_s:.2f} s deployed "
+            "(POST to completed under `outreach dev`)"
+        )
 
     figures = {
         "bench": "ingest",
@@ -135,23 +143,34 @@ def main() -> None:
         "land_s": round(land_s, 2),
         **{f"new_{k}": round(v, 2) for k, v in first.items()},
         "dagster_overhead_s": None if dagster_overhead_s is None else round(dagster_overhead_s, 2),
+        "deployed_overhead_s": (
+            None if deployed_overhead_s is None else round(deployed_overhead_s, 2)
+        ),
         "peak_rss_mb": round(peak_rss_mb()),
     }
     print(json.dumps(figures))
 
 
-def dagster_overhead(lake, land, team_id: uuid.UUID) -> float:  # type: ignore[no-untyped-def]
-    """A small upload through a real in-process run, minus the same stages called directly."""
+SMALL_ROWS = 1_000
+
+
+def small_csv() -> bytes:
+    from outreach_core.sandbox.synthetic import generate
+
+    return generate(SMALL_ROWS, seed=99).write_csv().encode()
+
+
+def dagster_overhead(lake, team_id: uuid.UUID) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """A small upload's stages called directly, and through a real in-process run: seconds."""
     import dagster as dg
 
     from outreach_assets.definitions import defs
     from outreach_assets.partitions import partition_key, teams_partitions
     from outreach_core.catalog import load_catalog
-    from outreach_core.sandbox.synthetic import generate
     from outreach_core.uploads.landing import land_upload
 
     bucket = load_catalog().get("ny-construction-plumbers")
-    small = generate(1_000, seed=99).write_csv().encode()
+    small = small_csv()
     direct = land_upload(lake, [small], filename="small.csv", bucket=bucket).upload
     t = time.perf_counter()
     run_stages(lake, direct)
@@ -163,11 +182,25 @@ def dagster_overhead(lake, land, team_id: uuid.UUID) -> float:  # type: ignore[n
         result = defs.resolve_job_def("ingest_job").execute_in_process(
             instance=instance,
             partition_key=partition_key(team_id, "construction"),
-            run_config={"ops": {"validated_records": {"config": {"upload_ids": [str(via.id)]}}}},
+            run_config={
+                "ops": {"validated_records": {"config": {"uploads": [{"id": str(via.id)}]}}}
+            },
         )
         dagster_s = time.perf_counter() - t
     assert result.success
-    return dagster_s - direct_s
+    return direct_s, dagster_s
+
+
+def deployed_upload_s() -> float:
+    """The same small file posted to a running `outreach dev`: seconds to `completed`."""
+    from bench.deployed import outreach_dev
+
+    with outreach_dev() as dev:
+        t = time.perf_counter()
+        state = dev.wait_final(dev.post(small_csv(), "small.csv"), 300)
+        seconds = time.perf_counter() - t
+    assert state["status"] == "completed", state
+    return seconds
 
 
 if __name__ == "__main__":

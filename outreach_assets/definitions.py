@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import dagster as dg
 
-from outreach_assets.enrichment import enrich_after_ingest_sensor, enrich_job, enriched_leads
+from outreach_assets.enrichment import enrich_after_ingest_sensor, enriched_leads
 from outreach_assets.ingestion import bucket_index, leads, processed_records, validated_records
+from outreach_assets.jobs import enrich_job, ingest_job
 from outreach_assets.resources import default_apollo, default_datalake
-from outreach_assets.sensors import ingest_job, upload_run_failure_sensor, upload_sensor
+from outreach_assets.sensors import (
+    upload_run_failure_sensor,
+    upload_sensor,
+    upload_watchdog_sensor,
+)
 
 defs = dg.Definitions(
     assets=[validated_records, processed_records, bucket_index, leads, enriched_leads],
     jobs=[ingest_job, enrich_job],
-    sensors=[upload_sensor, upload_run_failure_sensor, enrich_after_ingest_sensor],
+    sensors=[
+        upload_sensor,
+        upload_run_failure_sensor,
+        upload_watchdog_sensor,
+        enrich_after_ingest_sensor,
+    ],
     resources={"datalake": default_datalake(), "apollo": default_apollo()},
 )

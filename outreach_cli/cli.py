@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -206,7 +207,7 @@ def budget_show(team: TeamOption, period: str | None = None) -> None:
 @app.command("retry")
 def retry(upload_id: uuid.UUID, team: TeamOption) -> None:
     """Queue a failed or stuck upload again (a new run key, so the sensor starts a run)."""
-    from outreach_core.uploads.processing import retry_upload
+    from outreach_core.uploads.queue import retry_upload
 
     try:
         up = retry_upload(team, upload_id)
@@ -228,6 +229,7 @@ def dev(api_port: int = 8000, dagster_port: int = 3000) -> None:
     """Start the Dagster UI on this code location and the API, both on loopback."""
     from outreach_cli.instance import storage_environment, write_dagster_yaml
     from outreach_core.db.migrate import migrate
+    from outreach_core.sandbox.apollo import DEFAULT_RATE_LIMIT_PER_MINUTE
     from outreach_core.settings import get_settings
 
     migrate()
@@ -247,7 +249,7 @@ def dev(api_port: int = 8000, dagster_port: int = 3000) -> None:
                 "--latency",
                 "0.05",
                 "--rate-limit",
-                "600",
+                str(DEFAULT_RATE_LIMIT_PER_MINUTE),
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -270,27 +272,36 @@ def dev(api_port: int = 8000, dagster_port: int = 3000) -> None:
     console.print(
         f"API on http://127.0.0.1:{api_port}/docs, Dagster on http://127.0.0.1:{dagster_port}"
     )
+    dagster = subprocess.Popen(
+        [
+            str(bin_dir / "dagster"),
+            "dev",
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(dagster_port),
+        ],
+        env=env,
+    )
+    # A service manager stops us with SIGTERM: shut down as on Ctrl-C, children first.
+    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     try:
-        subprocess.run(
-            [
-                str(bin_dir / "dagster"),
-                "dev",
-                "-w",
-                "workspace.yaml",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(dagster_port),
-            ],
-            env=env,
-            check=False,
-        )
+        dagster.wait()
+    except KeyboardInterrupt:
+        console.print("stopping")
     finally:
-        api.terminate()
-        api.wait(10)
-        if sandbox is not None:
-            sandbox.terminate()
-            sandbox.wait(10)
+        # `dagster dev` stops its webserver, daemon and code server on SIGINT; give it time,
+        # so no run worker is left behind.
+        for child, grace in ((dagster, 60), (api, 10), (sandbox, 10)):
+            if child is None or child.poll() is not None:
+                continue
+            child.send_signal(signal.SIGINT)
+            try:
+                child.wait(grace)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
 
 if __name__ == "__main__":

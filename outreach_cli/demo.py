@@ -30,13 +30,13 @@ from outreach_core.db.engine import tenant_session
 from outreach_core.db.migrate import migrate
 from outreach_core.db.tables import BucketIndex, Lead, Upload
 from outreach_core.enrich import budget
-from outreach_core.sandbox.apollo import SandboxApollo
+from outreach_core.enrich.defaults import PRICE_PER_CREDIT
+from outreach_core.sandbox.apollo import DEFAULT_RATE_LIMIT_PER_MINUTE, SandboxApollo
 from outreach_core.settings import get_settings
 from outreach_core.teams import create_team, get_team
 from outreach_core.uploads.landing import land_upload
 
 DEMO_TEAM_FILE = "demo_team_id"
-DEMO_PRICE_PER_CREDIT = "0.10"
 
 
 def _demo_team(console: Console) -> uuid.UUID:
@@ -90,7 +90,12 @@ def run_demo(console: Console) -> None:
         if isinstance(request, dg.AddDynamicPartitionsRequest):
             instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
     # Every waiting upload of the demo team, including any an interrupted demo left behind.
-    ours = [r for r in result.run_requests or [] if r.tags.get("outreach/team_id") == str(team_id)]
+    ours = [
+        r
+        for r in result.run_requests or []
+        if isinstance(r.partition_key, dg.MultiPartitionKey)
+        and r.partition_key.keys_by_dimension["team"] == str(team_id)
+    ]
     console.print(f"upload sensor requested {len(ours)} runs")
     job = defs.resolve_job_def("ingest_job")
     for request in ours:
@@ -122,14 +127,15 @@ def _enrich(
             str(partition_key(team_id, sector))
             for sector in sorted({load_catalog().get(p.stem).sector for p in _samples()})
         ]
-    with SandboxApollo(latency=0.05, rate_limit_per_minute=600) as sandbox:
+    with SandboxApollo(
+        latency=0.05, rate_limit_per_minute=DEFAULT_RATE_LIMIT_PER_MINUTE
+    ) as sandbox:
         apollo = ApolloResource(
             base_url=sandbox.base_url,
             api_key="sandbox-demo-key",
-            requests_per_minute=600,
+            requests_per_minute=DEFAULT_RATE_LIMIT_PER_MINUTE,
             requests_per_hour=None,
             requests_per_day=None,
-            price_per_credit=DEMO_PRICE_PER_CREDIT,
         )
         for key in partitions:
             result = dg.materialize(
@@ -161,7 +167,7 @@ def _enrich(
     total = sum((row.amount for row in spend), Decimal(0))
     console.print(
         f"sandbox Apollo counted {counted.total} requests and {counted.credits_charged} credits; "
-        f"the demo team's ledger this month: ${total:.2f} at ${DEMO_PRICE_PER_CREDIT} a credit"
+        f"the demo team's ledger this month: ${total:.2f} at ${PRICE_PER_CREDIT} a credit"
     )
 
 

@@ -35,6 +35,21 @@ class Settings(BaseSettings):
     lead_batch_rows: int = Field(default=200_000, gt=0)
     # Concurrent connections writing one load's batches (PostgreSQL is the bottleneck).
     lead_writers: int = Field(default=2, ge=1, le=8)
+    # The upload queue (see README, "How uploads flow"). Uploads of one team x sector that
+    # wait together go into one run, up to this many.
+    uploads_per_run: int = Field(default=20, ge=1, le=200)
+    # Ingest runs one team may have queued or running at once, so one team's flood of
+    # uploads never fills the run queue ahead of another team's.
+    ingest_runs_per_team: int = Field(default=2, ge=1)
+    # Runs at once: ingestion and enrichment have their own slots, so a long enrichment
+    # (paced for minutes by the provider's limits) never holds back an upload.
+    ingest_concurrency: int = Field(default=2, ge=1)
+    enrich_concurrency: int = Field(default=1, ge=1)
+    # A `processing` upload whose run stopped renewing its lease for this long, or a
+    # `received` one with no live run for its partition for this long, is requeued by the
+    # watchdog; a processing upload is failed instead once it has had `upload_max_attempts`.
+    upload_stale_after_seconds: int = Field(default=300, ge=10)
+    upload_max_attempts: int = Field(default=3, ge=1)
 
     # Provider credentials are not OUTREACH_-prefixed: they keep their vendors' names.
     twilio_account_sid: SecretStr | None = Field(

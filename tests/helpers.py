@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from outreach_assets.definitions import defs
+from outreach_assets.ingestion import UploadRef
 from outreach_assets.partitions import teams_partitions
 from outreach_assets.sensors import upload_sensor
 from outreach_core.catalog import load_catalog
@@ -44,7 +45,8 @@ def land_file(
 def run_sensor_and_jobs(
     instance: dg.DagsterInstance, only: set[uuid.UUID] | None = None, raise_on_error: bool = True
 ) -> list[dg.ExecuteInProcessResult]:
-    """Evaluate the real upload sensor, then execute the runs it asks for in-process."""
+    """Evaluate the real upload sensor, then execute in-process the runs it asks for (those
+    naming any of `only`, when given: other tests' uploads may be waiting too)."""
     result = upload_sensor(dg.build_sensor_context(instance=instance, definitions=defs))
     assert isinstance(result, dg.SensorResult)
     for request in result.dynamic_partitions_requests or []:
@@ -53,7 +55,8 @@ def run_sensor_and_jobs(
     job = defs.resolve_job_def("ingest_job")
     runs = []
     for request in result.run_requests or []:
-        if only is not None and uuid.UUID(request.tags["outreach/upload_id"]) not in only:
+        named = {uuid.UUID(ref.id) for ref in _named_uploads(request)}
+        if only is not None and not named & only:
             continue
         runs.append(
             job.execute_in_process(
@@ -67,11 +70,18 @@ def run_sensor_and_jobs(
     return runs
 
 
+def _named_uploads(request: dg.RunRequest) -> list[UploadRef]:
+    config = request.run_config["ops"]["validated_records"]["config"]
+    return [UploadRef(**ref) for ref in config["uploads"]]
+
+
 def ingest(instance: dg.DagsterInstance, *uploads: Upload) -> list[Upload]:
+    """Ingest these uploads through the sensor and real runs; all must end final."""
     runs = run_sensor_and_jobs(instance, {u.id for u in uploads})
-    assert len(runs) == len(uploads)
-    assert all(r.success for r in runs)
-    return [get_upload(u.team_id, u.id) for u in uploads]
+    assert runs and all(r.success for r in runs)
+    done = [get_upload(u.team_id, u.id) for u in uploads]
+    assert all(u.status in ("completed", "failed") for u in done), [u.status for u in done]
+    return done
 
 
 def csv_bytes(rows: list[dict[str, str]]) -> bytes:

@@ -56,7 +56,9 @@ def test_ingestion_runs_on_s3_and_keys_stay_under_the_team(s3, team, other_team)
             partition_key=partition_key(team.team_id, "construction"),
             resources={"datalake": datalake},
             instance=instance,
-            run_config={"ops": {"validated_records": {"config": {"upload_ids": [str(upload.id)]}}}},
+            run_config={
+                "ops": {"validated_records": {"config": {"uploads": [{"id": str(upload.id)}]}}}
+            },
         )
     assert result.success
     done = get_upload(team.team_id, upload.id)

@@ -20,6 +20,7 @@ import dagster as dg
 import pytest
 from sqlalchemy import text
 
+from outreach_assets.definitions import defs
 from outreach_assets.enrichment import enrich_after_ingest_sensor, enriched_leads
 from outreach_assets.partitions import partition_key, teams_partitions
 from outreach_assets.resources import ApolloResource
@@ -27,6 +28,7 @@ from outreach_core.db.engine import tenant_session
 from outreach_core.enrich import budget
 from outreach_core.enrich.apollo_models import ApolloPerson
 from outreach_core.enrich.derive import derive
+from outreach_core.leads.ids import reserve_lead_ids
 from outreach_core.sandbox.apollo import SandboxApollo
 from tests.helpers import csv_bytes, land, run_sensor_and_jobs
 
@@ -83,6 +85,7 @@ def details(p: dict[str, Any]) -> dict[str, str]:
 
 def seed(team_id: uuid.UUID, people: list[dict[str, Any]], sector: str = SECTOR) -> None:
     """Leads as ingestion leaves them (the ingestion path has its own tests)."""
+    first = reserve_lead_ids(team_id, len(people))
     rows = [
         {
             "first_name": None,
@@ -94,16 +97,18 @@ def seed(team_id: uuid.UUID, people: list[dict[str, Any]], sector: str = SECTOR)
             "linkedin_url": None,
             **p,
             "t": team_id,
+            "id": first + i,
             "sector": sector,
         }
-        for p in people
+        for i, p in enumerate(people)
     ]
     with tenant_session(team_id) as s:
         s.execute(
             text(
-                "INSERT INTO leads (team_id, first_name, last_name, email, phone, company_name, "
-                "website, linkedin_url, sector, bucket_id) VALUES (:t, :first_name, :last_name, "
-                ":email, :phone, :company_name, :website, :linkedin_url, :sector, "
+                "INSERT INTO leads (team_id, id, first_name, last_name, email, phone, "
+                "company_name, website, linkedin_url, sector, bucket_id) VALUES (:t, :id, "
+                ":first_name, :last_name, :email, :phone, :company_name, :website, "
+                ":linkedin_url, :sector, "
                 "'us-construction-general-contractors')"
             ),
             rows,
@@ -237,6 +242,7 @@ def test_the_same_contact_in_three_uploads_costs_one_call(instance, team, sandbo
     three leads) and a repeated contact are each bought once; the sensor queues
     enrichment after every ingest run."""
     resource = apollo(sandbox)
+    cursor: str | None = None
     for n in range(3):
         rows = [
             {
@@ -256,14 +262,12 @@ def test_the_same_contact_in_three_uploads_costs_one_call(instance, team, sandbo
         ]
         upload = land(team.team_id, csv_bytes(rows), filename=f"week{n}.csv")
         (ingested,) = run_sensor_and_jobs(instance, {upload.id})
-        context = dg.build_run_status_sensor_context(
-            sensor_name="enrich_after_ingest_sensor",
-            dagster_instance=instance,
-            dagster_run=ingested.dagster_run,
-            dagster_event=ingested.get_run_success_event(),
-        )
-        request = enrich_after_ingest_sensor(context)
-        assert isinstance(request, dg.RunRequest)
+        assert ingested.success
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+        tick = enrich_after_ingest_sensor(context)
+        assert isinstance(tick, dg.SensorResult)
+        (request,) = tick.run_requests
+        cursor = tick.cursor
         assert request.partition_key == str(partition_key(team.team_id, SECTOR))
         meta = metadata(enrich(instance, team.team_id, resource))
         # Later weeks: Dana's new lead is answered from the cache; Sam merged into the

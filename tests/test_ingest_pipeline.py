@@ -161,20 +161,34 @@ def test_bucket_of_another_state_keeps_rows_own_state(instance, team) -> None:
     assert (lead.bucket_id, lead.state) == ("nj-construction-plumbers", "FL")
 
 
-def test_sensor_asks_once_per_upload_and_adds_the_team_partition(instance, team) -> None:
-    upload = land(team.team_id, csv_bytes([row("2125550177", "")]))
-    context = dg.build_sensor_context(instance=instance)
+def test_sensor_asks_one_run_per_partition_the_same_again_and_adds_the_team(instance, team) -> None:
+    """Uploads of one team x sector waiting together go into one run; evaluated again
+    before anything ran (a sensor that crashed before saving its tick), it asks for the
+    same runs by the same keys, so Dagster starts no second one."""
     from outreach_assets.sensors import upload_sensor
 
-    first = upload_sensor(context)
-    second = upload_sensor(context)
-    mine = [r for r in first.run_requests if r.run_key == str(upload.id)]
-    assert len(mine) == 1
-    assert mine[0].partition_key == f"construction|{team.team_id}"
-    assert [r.run_key for r in second.run_requests if r.run_key == str(upload.id)] == [
-        str(upload.id)
-    ]
-    added = {k for req in first.dynamic_partitions_requests for k in req.partition_keys}
+    plumbers = [land(team.team_id, csv_bytes([row(f"21255501{i}7", "")])) for i in range(2)]
+    bars = land(
+        team.team_id, csv_bytes([row("2125550179", "")]), bucket_id="fl-restaurants-bars-taverns"
+    )
+    context = dg.build_sensor_context(instance=instance)
+    first = [r for r in upload_sensor(context).run_requests if str(team.team_id) in r.partition_key]
+    again = [r for r in upload_sensor(context).run_requests if str(team.team_id) in r.partition_key]
+
+    def named(request: dg.RunRequest) -> set[str]:
+        return {
+            u["id"] for u in request.run_config["ops"]["validated_records"]["config"]["uploads"]
+        }
+
+    by_partition = {str(r.partition_key): named(r) for r in first}
+    assert by_partition == {
+        f"construction|{team.team_id}": {str(u.id) for u in plumbers},
+        f"restaurants|{team.team_id}": {str(bars.id)},
+    }
+    assert [r.run_key for r in again] == [r.run_key for r in first]
+    added = {
+        k for req in upload_sensor(context).dynamic_partitions_requests for k in req.partition_keys
+    }
     assert str(team.team_id) in added
 
 
@@ -235,6 +249,7 @@ def test_kill_9_during_load_then_rerun_loses_and_duplicates_nothing(
     data = generate(3_000, seed=11).write_csv().encode()
     upload = land(team.team_id, data)
     lake = lake_for(team.team_id)
+    [upload] = processing.claim_uploads(team.team_id, upload.sector, "run-1", [upload.id])
     processing.validate_upload(lake, upload)
     processing.process_upload(lake, upload)
     script = (
@@ -273,16 +288,36 @@ def test_kill_9_during_load_then_rerun_loses_and_duplicates_nothing(
     assert contacts(team.team_id) == contacts(other_team.team_id)
 
 
-def test_failed_run_marks_the_upload_failed_and_retry_processes_it(instance, team) -> None:
-    from outreach_assets.sensors import upload_run_failure_sensor
-    from outreach_core.uploads.processing import retry_upload
+def test_an_unreadable_upload_fails_alone_with_its_reason_and_retry_processes_it(
+    instance, team
+) -> None:
+    """A run of two uploads, one of whose raw file is gone: that upload fails with the
+    reason, the other completes, the run succeeds; after the file is back, `outreach
+    retry` processes it."""
+    from outreach_core.uploads.queue import retry_upload
 
-    upload = land(team.team_id, csv_bytes([row("2125550188", "")]))
+    good = land(team.team_id, csv_bytes([row("2125550187", "")]))
+    lost = land(team.team_id, csv_bytes([row("2125550188", "")]))
     raw = lake_for(team.team_id).store
-    data = raw.get_bytes(upload.storage_key)
-    raw.delete(upload.storage_key)  # the run will fail reading it
-    [run] = run_sensor_and_jobs(instance, {upload.id}, raise_on_error=False)
-    assert not run.success
+    data = raw.get_bytes(lost.storage_key)
+    raw.delete(lost.storage_key)
+    runs = run_sensor_and_jobs(instance, {good.id, lost.id})
+    assert len(runs) == 1 and runs[0].success
+    assert get_upload(team.team_id, good.id).status == "completed"
+    failed = get_upload(team.team_id, lost.id)
+    assert failed.status == "failed"
+    assert failed.error.startswith("validation failed: FileNotFoundError")
+
+    raw.put_bytes(lost.storage_key, data)
+    again = retry_upload(team.team_id, lost.id)
+    assert again.attempt == 1 and again.status == "received" and again.error is None
+    [done] = ingest(instance, again)
+    assert done.status == "completed" and done.inserted_leads == 1
+
+
+def _fail_with_sensor(instance: dg.DagsterInstance, run: dg.ExecuteInProcessResult) -> None:
+    from outreach_assets.sensors import upload_run_failure_sensor
+
     failure = next(e for e in run.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
     context = dg.build_run_status_sensor_context(
         sensor_name=upload_run_failure_sensor.name,
@@ -291,11 +326,48 @@ def test_failed_run_marks_the_upload_failed_and_retry_processes_it(instance, tea
         dagster_event=failure,
     ).for_run_failure()
     upload_run_failure_sensor(context)
-    failed = get_upload(team.team_id, upload.id)
-    assert failed.status == "failed" and "failed" in (failed.error or "")
 
-    raw.put_bytes(upload.storage_key, data)
-    again = retry_upload(team.team_id, upload.id)
-    assert again.attempt == 1 and again.status == "received"
-    [done] = ingest(instance, again)
-    assert done.status == "completed" and done.inserted_leads == 1
+
+def test_a_run_failing_before_it_takes_its_uploads_fails_them_with_the_reason(
+    instance, team
+) -> None:
+    """A misconfigured datalake fails the run before it claims anything: the failure sensor
+    fails the uploads the run was started for, naming the cause."""
+    from outreach_assets.definitions import defs
+    from outreach_assets.resources import DatalakeResource
+    from outreach_assets.sensors import upload_sensor
+
+    upload = land(team.team_id, csv_bytes([row("2125550189", "")]))
+    context = dg.build_sensor_context(instance=instance, definitions=defs)
+    [request] = [
+        r for r in upload_sensor(context).run_requests if str(team.team_id) in r.partition_key
+    ]
+    instance.add_dynamic_partitions("teams", [str(team.team_id)])
+    run = defs.resolve_job_def("ingest_job").execute_in_process(
+        instance=instance,
+        partition_key=request.partition_key,
+        run_config=request.run_config,
+        resources={"datalake": DatalakeResource(url="ftp://nowhere/lake")},
+        raise_on_error=False,
+    )
+    assert not run.success
+    _fail_with_sensor(instance, run)
+    failed = get_upload(team.team_id, upload.id)
+    assert failed.status == "failed"
+    assert "unsupported datalake URL scheme" in failed.error
+
+
+def test_a_run_failing_after_it_took_its_uploads_fails_them_with_the_reason(instance, team) -> None:
+    """A corrupt file in the bucket's processed folder breaks the bucket index: the run
+    fails after validating, and every upload it held is failed with the reason, none left
+    `processing`."""
+    upload = land(team.team_id, csv_bytes([row("2125550190", "")]))
+    lake = lake_for(team.team_id)
+    bucket = load_catalog().get(upload.bucket_id)
+    lake.put_bytes(lake.processed_key(bucket, uuid.uuid4()), b"not parquet")
+    [run] = run_sensor_and_jobs(instance, {upload.id}, raise_on_error=False)
+    assert not run.success
+    assert get_upload(team.team_id, upload.id).status == "processing"
+    _fail_with_sensor(instance, run)
+    failed = get_upload(team.team_id, upload.id)
+    assert failed.status == "failed" and f"run {run.run_id[:8]} failed" in failed.error

@@ -137,6 +137,8 @@ class Upload(Base):
     # Landed, or last put back in the queue (`outreach retry`, the watchdog).
     queued_at: Mapped[datetime] = _now()
     started_at: Mapped[datetime | None]
+    # Renewed by the run processing the upload; a stale one means the run is gone.
+    heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 
 

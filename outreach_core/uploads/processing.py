@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import tempfile
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,13 +25,14 @@ from typing import IO
 
 import polars as pl
 import pyarrow.parquet as pq
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import and_, delete, false, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from outreach_core.catalog import Bucket, load_catalog
 from outreach_core.datalake import TeamLake
 from outreach_core.db.copy import copy_frame
 from outreach_core.db.engine import system_session, tenant_session
+from outreach_core.db.states import UploadStatus
 from outreach_core.db.tables import BucketIndex, Lead, Upload, UploadRejection
 from outreach_core.ingest import STANDARD_COLUMNS, IngestError, read_chunks, write_csv_safely
 from outreach_core.leads.dedup import group_leaders, merge_groups
@@ -38,7 +41,7 @@ from outreach_core.leads.upsert import STAGING_COLUMNS, UpsertCounts
 from outreach_core.settings import get_settings
 
 Progress = Callable[[str], None]
-ACTIVE = ("received", "processing")
+logger = logging.getLogger(__name__)
 
 
 def _quiet(_: str) -> None:
@@ -69,27 +72,105 @@ class LeadsLoaded:
     changed: int
 
 
-def pending_uploads(
-    team_id: uuid.UUID, sector: str, only: list[uuid.UUID] | None = None
+def claim_uploads(
+    team_id: uuid.UUID, sector: str, owner: str, only: list[uuid.UUID] | None = None
 ) -> list[Upload]:
-    """Uploads this partition still has to process. `processing` ones are included: their
-    run died, and every stage is safe to repeat."""
-    query = select(Upload).where(Upload.team_id == team_id, Upload.sector == sector)
-    query = query.where(Upload.id.in_(only)) if only else query.where(Upload.status.in_(ACTIVE))
+    """Take the uploads a run will process and mark them `processing`, owned by `owner`
+    (the run group's root run id, which Dagster's retries keep). `only` names the run's
+    uploads; without it, every received upload of the partition. An upload is taken when
+    it is received, or when this run group already owned it (a retry resumes it); one
+    another run finished or still owns is left alone, so overlapping runs never process
+    the same upload twice."""
+    mine = and_(
+        Upload.run_id == owner,
+        Upload.status.in_((UploadStatus.PROCESSING, UploadStatus.FAILED)),
+    )
+    query = (
+        update(Upload)
+        .where(Upload.team_id == team_id, Upload.sector == sector)
+        .where(or_(Upload.status == UploadStatus.RECEIVED, mine))
+        .values(
+            status=UploadStatus.PROCESSING,
+            run_id=owner,
+            started_at=datetime.now(UTC),
+            heartbeat_at=datetime.now(UTC),
+            finished_at=None,
+            error=None,
+        )
+        .returning(Upload)
+    )
+    if only is not None:
+        query = query.where(Upload.id.in_(only))
+    with tenant_session(team_id) as session:
+        claimed = list(session.scalars(query))
+    return sorted(claimed, key=lambda u: (u.created_at, u.id))
+
+
+def owned_uploads(team_id: uuid.UUID, sector: str, owner: str) -> list[Upload]:
+    """The uploads `owner` claimed that are still in its hands (not failed, not done)."""
+    query = select(Upload).where(
+        Upload.team_id == team_id,
+        Upload.sector == sector,
+        Upload.run_id == owner,
+        Upload.status == UploadStatus.PROCESSING,
+    )
     with tenant_session(team_id) as session:
         return list(session.scalars(query.order_by(Upload.created_at, Upload.id)))
 
 
-def get_uploads(team_id: uuid.UUID, upload_ids: list[uuid.UUID]) -> list[Upload]:
-    """The team's uploads with these ids, in the order given."""
+def finished_uploads(team_id: uuid.UUID, sector: str, owner: str) -> list[uuid.UUID]:
+    """The uploads `owner` completed: what the leads checks look at."""
+    query = select(Upload.id).where(
+        Upload.team_id == team_id,
+        Upload.sector == sector,
+        Upload.run_id == owner,
+        Upload.status == UploadStatus.COMPLETED,
+    )
     with tenant_session(team_id) as session:
-        found = {
-            u.id: u
-            for u in session.scalars(
-                select(Upload).where(Upload.team_id == team_id, Upload.id.in_(upload_ids))
-            )
-        }
-    return [found[i] for i in upload_ids]
+        return list(session.scalars(query))
+
+
+def failed_uploads(team_id: uuid.UUID, upload_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The reasons of those among `upload_ids` that failed."""
+    query = select(Upload.id, Upload.error).where(
+        Upload.team_id == team_id,
+        Upload.id.in_(upload_ids),
+        Upload.status == UploadStatus.FAILED,
+    )
+    with tenant_session(team_id) as session:
+        return {r.id: r.error or "failed" for r in session.execute(query)}
+
+
+@contextmanager
+def keep_alive(team_id: uuid.UUID, owner: str, every: float | None = None) -> Iterator[None]:
+    """Renew the lease on `owner`'s uploads while the block runs, so the watchdog can tell
+    a run at work from one whose worker died (a killed worker looks alive to Dagster)."""
+    interval = every or get_settings().upload_stale_after_seconds / 5
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(interval):
+            try:
+                with tenant_session(team_id) as session:
+                    session.execute(
+                        update(Upload)
+                        .where(
+                            Upload.team_id == team_id,
+                            Upload.run_id == owner,
+                            Upload.status == UploadStatus.PROCESSING,
+                        )
+                        .values(heartbeat_at=datetime.now(UTC))
+                    )
+            except Exception:  # a missed renewal is retried; the lease has slack
+                logger.warning("could not renew the uploads lease of run %s", owner, exc_info=True)
+
+    thread = threading.Thread(target=renew, name="uploads-lease", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def get_upload(team_id: uuid.UUID, upload_id: uuid.UUID) -> Upload:
@@ -109,8 +190,34 @@ def fail_upload(team_id: uuid.UUID, upload_id: uuid.UUID, reason: str) -> None:
     with tenant_session(team_id) as session:
         session.execute(
             update(Upload)
-            .where(Upload.team_id == team_id, Upload.id == upload_id, Upload.status != "completed")
-            .values(status="failed", error=reason, finished_at=datetime.now(UTC))
+            .where(
+                Upload.team_id == team_id,
+                Upload.id == upload_id,
+                Upload.status != UploadStatus.COMPLETED,
+            )
+            .values(status=UploadStatus.FAILED, error=reason, finished_at=datetime.now(UTC))
+        )
+
+
+def fail_run_uploads(
+    team_id: uuid.UUID, owner: str, named: list[tuple[uuid.UUID, int]], reason: str
+) -> list[uuid.UUID]:
+    """A run failed for good: the uploads it still held, and those it was started for
+    (id, attempt) but never took, become `failed` with the reason (`outreach retry` queues
+    them again). An upload requeued since (a later attempt) is not this run's to fail."""
+    held = and_(Upload.run_id == owner, Upload.status == UploadStatus.PROCESSING)
+    never_taken = and_(
+        Upload.status == UploadStatus.RECEIVED,
+        or_(false(), *(and_(Upload.id == i, Upload.attempt == a) for i, a in named)),
+    )
+    with tenant_session(team_id) as session:
+        return list(
+            session.scalars(
+                update(Upload)
+                .where(Upload.team_id == team_id, or_(held, never_taken))
+                .values(status=UploadStatus.FAILED, error=reason, finished_at=datetime.now(UTC))
+                .returning(Upload.id)
+            )
         )
 
 
@@ -150,20 +257,12 @@ def _append_rejected(frame: pl.DataFrame, out: IO[bytes], header: bool) -> None:
 
 
 def validate_upload(
-    lake: TeamLake, upload: Upload, run_id: str | None = None, progress: Progress = _quiet
+    lake: TeamLake, upload: Upload, progress: Progress = _quiet
 ) -> Validated | None:
     """Raw CSV -> validated Parquet. Returns None (and marks the upload failed, with the
     reason) when the file as a whole cannot be read; bad rows never fail the file."""
     team_id, upload_id = upload.team_id, upload.id
     bucket = _bucket(upload)
-    _set(
-        team_id,
-        upload_id,
-        status="processing",
-        started_at=datetime.now(UTC),
-        run_id=run_id,
-        error=None,
-    )
     with tenant_session(team_id) as session:  # a rerun starts the rejections afresh
         session.execute(
             delete(UploadRejection).where(
@@ -411,52 +510,25 @@ def load_leads(lake: TeamLake, upload: Upload, progress: Progress = _quiet) -> L
         .scalar_subquery()
     )
     with tenant_session(upload.team_id) as session:
-        inserted, merged = session.execute(
+        done = session.execute(
             update(Upload)
-            .where(Upload.team_id == upload.team_id, Upload.id == upload.id)
+            .where(
+                Upload.team_id == upload.team_id,
+                Upload.id == upload.id,
+                # A run the watchdog gave up on must not complete what another run now owns.
+                Upload.run_id.is_not_distinct_from(upload.run_id),
+            )
             .values(
-                status="completed",
+                status=UploadStatus.COMPLETED,
                 inserted_leads=created,
                 merged_rows=func.coalesce(Upload.accepted_rows, 0) - created,
                 finished_at=datetime.now(UTC),
             )
             .returning(Upload.inserted_leads, Upload.merged_rows)
-        ).one()
-    return LeadsLoaded(upload.id, inserted, merged, counts.changed)
-
-
-@dataclass(frozen=True)
-class PendingUpload:
-    team_id: uuid.UUID
-    upload_id: uuid.UUID
-    sector: str
-    attempt: int
-
-    @property
-    def run_key(self) -> str:
-        return str(self.upload_id) if self.attempt == 0 else f"{self.upload_id}:{self.attempt}"
-
-
-def list_pending_uploads(limit: int = 200) -> list[PendingUpload]:
-    """Received uploads of every team, oldest first: the sensor's one cross-tenant read,
-    through a SECURITY DEFINER function that returns ids and nothing else."""
-    with system_session() as session:
-        rows = session.execute(
-            text("SELECT team_id, upload_id, sector, attempt FROM outreach_pending_uploads(:n)"),
-            {"n": limit},
+        ).one_or_none()
+    if done is None:
+        progress(f"upload {upload.id} was taken over by another run; it completes it")
+        return LeadsLoaded(
+            upload.id, counts.inserted, counts.rows - counts.inserted, counts.changed
         )
-        return [PendingUpload(r.team_id, r.upload_id, r.sector, r.attempt) for r in rows]
-
-
-def retry_upload(team_id: uuid.UUID, upload_id: uuid.UUID) -> Upload:
-    """Queue a failed or stuck upload again; the sensor starts a fresh run for it."""
-    with tenant_session(team_id) as session:
-        upload = session.scalar(
-            update(Upload)
-            .where(Upload.team_id == team_id, Upload.id == upload_id, Upload.status != "completed")
-            .values(status="received", error=None, attempt=Upload.attempt + 1)
-            .returning(Upload)
-        )
-    if upload is None:
-        raise LookupError(f"no upload {upload_id} to retry (unknown, or already completed)")
-    return upload
+    return LeadsLoaded(upload.id, done.inserted_leads, done.merged_rows, counts.changed)

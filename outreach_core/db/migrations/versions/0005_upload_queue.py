@@ -1,5 +1,5 @@
-"""upload queue: when an upload was last queued; the pending list takes turns across
-teams; the watchdog's list of uploads left non-final
+"""upload queue: when an upload was last queued and when its run last renewed its lease;
+the pending list takes turns across teams; the watchdog's list of uploads left non-final
 
 Revision ID: 0005
 Revises: 0004
@@ -29,6 +29,7 @@ def upgrade() -> None:
             "queued_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
         ),
     )
+    op.add_column("uploads", sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True))
     op.execute("UPDATE uploads SET queued_at = created_at")
     # Each team's oldest upload first, then each team's second, and so on: a team that
     # lands a thousand files delays another team's one file by one turn, not a thousand.
@@ -53,7 +54,8 @@ def upgrade() -> None:
         LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
             SELECT team_id, id, sector, status, run_id, attempt, since FROM (
                 SELECT team_id, id, sector, status, run_id, attempt,
-                       CASE WHEN status = {PROCESSING} THEN coalesce(started_at, queued_at)
+                       CASE WHEN status = {PROCESSING}
+                            THEN coalesce(heartbeat_at, started_at, queued_at)
                             ELSE queued_at END AS since
                 FROM uploads WHERE {sql_in("status", UPLOAD_ACTIVE)}
             ) q
@@ -77,4 +79,5 @@ def downgrade() -> None:
             WHERE status = {RECEIVED} ORDER BY created_at, id LIMIT p_limit
         $$
     """)
+    op.drop_column("uploads", "heartbeat_at")
     op.drop_column("uploads", "queued_at")

@@ -1,0 +1,268 @@
+"""The deployed path, as `make dev` runs it: a real Dagster daemon (sensors, the queued run
+coordinator with the limits our instance configuration writes, run retries) on
+PostgreSQL storage, launching real run workers through the code server; uploads posted
+over HTTP to the API. In-process tests of one run at a time never saw uploads lost when
+runs of one partition overlapped; these would."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import psutil
+import pytest
+from sqlalchemy import create_engine, make_url, text
+
+from outreach_cli.instance import storage_environment, write_dagster_yaml
+from outreach_core.db.engine import dagster_storage_url
+from outreach_core.sandbox.apollo import SandboxApollo
+from outreach_core.settings import Settings, get_settings
+from tests.helpers import csv_bytes
+
+REPO = Path(__file__).resolve().parents[1]
+STALE_AFTER_SECONDS = 10
+
+
+def _drop_database(url: str) -> None:
+    admin = create_engine(
+        make_url(url).set(drivername="postgresql+psycopg", database="postgres"),
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+class Deployment:
+    """A Dagster daemon over this test session's database, with its own Dagster storage."""
+
+    def __init__(self, home: Path, apollo_url: str) -> None:
+        base = get_settings()
+        assert base.database_url is not None
+        app_db = make_url(base.database_url.get_secret_value())
+        self.dagster_url = app_db.set(database=f"{app_db.database}_deployed_dagster")
+        self.settings = Settings(
+            home=home,
+            dagster_database_url=self.dagster_url.render_as_string(hide_password=False),
+        )
+        dagster_home = write_dagster_yaml(self.settings)
+        self.env = {
+            **os.environ,
+            "OUTREACH_HOME": str(home),
+            "OUTREACH_DAGSTER_DATABASE_URL": self.dagster_url.render_as_string(hide_password=False),
+            "OUTREACH_UPLOAD_STALE_AFTER_SECONDS": str(STALE_AFTER_SECONDS),
+            "DAGSTER_HOME": str(dagster_home),
+            "APOLLO_BASE_URL": apollo_url,
+            "APOLLO_API_KEY": "sandbox-key",
+            **storage_environment(self.settings),
+        }
+        self.log = (home / "daemon.log").open("wb")
+        self.daemon = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+            cwd=REPO,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.instance = dg.DagsterInstance.from_config(str(dagster_home))
+
+    def stop(self) -> None:
+        # The daemon, its code server and any run worker (some start sessions of their own).
+        processes = [psutil.Process(self.daemon.pid)]
+        processes += processes[0].children(recursive=True)
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.terminate()
+        _, alive = psutil.wait_procs(processes, timeout=30)
+        for process in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        self.daemon.wait(10)
+        self.instance.dispose()
+        self.log.close()
+        _drop_database(self.dagster_url.render_as_string(hide_password=False))
+
+    def runs(self, job: str) -> list[dg.DagsterRun]:
+        return list(self.instance.get_runs(dg.RunsFilter(job_name=job)))
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    with SandboxApollo(latency=0.01) as apollo:
+        deployed = Deployment(tmp_path_factory.mktemp("deployment"), apollo.base_url)
+        try:
+            yield deployed
+        finally:
+            deployed.stop()
+
+
+def _wait(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
+
+
+def _post(client: httpx.Client, data: bytes, name: str) -> str:
+    response = client.post(
+        "/v1/uploads",
+        files={"file": (name, data, "text/csv")},
+        data={"bucket_id": "ny-construction-plumbers"},
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["upload_id"])
+
+
+def _statuses(client: httpx.Client, ids: list[str]) -> list[dict]:
+    return [client.get(f"/v1/uploads/{i}").json() for i in ids]
+
+
+def test_ten_uploads_of_one_partition_posted_at_once_all_complete_and_balance(
+    deployment: Deployment, client: httpx.Client, team
+) -> None:
+    files = [
+        csv_bytes(
+            [{"Phone": f"2125{i:02d}{n:04d}", "Name": f"Lead {i}-{n}"} for n in range(100)]
+            + [{"Phone": "not a phone", "Name": "Rejected"}]
+        )
+        for i in range(10)
+    ]
+    with ThreadPoolExecutor(10) as pool:
+        ids = list(pool.map(lambda f: _post(client, f[1], f"list-{f[0]}.csv"), enumerate(files)))
+
+    def final() -> bool:
+        return all(u["status"] in ("completed", "failed") for u in _statuses(client, ids))
+
+    _wait(final, 150, "ten uploads to be final")
+    done = _statuses(client, ids)
+    assert [u["status"] for u in done] == ["completed"] * 10, [u["error"] for u in done]
+    assert all(u["accepted_rows"] == 100 and u["rejected_rows"] == 1 for u in done)
+    assert sum(u["inserted_leads"] for u in done) == 1000
+    assert all(u["inserted_leads"] + u["merged_rows"] == u["accepted_rows"] for u in done)
+    leads, after = 0, None
+    while True:
+        page = client.get("/v1/leads", params={"limit": 500, **({"after": after} if after else {})})
+        leads += len(page.json()["items"])
+        after = page.json()["next_after"]
+        if after is None:
+            break
+    assert leads == 1000
+
+    partition = f"construction|{team.team_id}"
+    ingests = [r for r in deployment.runs("ingest_job") if r.tags["dagster/partition"] == partition]
+    assert 1 <= len(ingests) <= 10
+    assert all(r.tags["outreach/pool"] == "ingest" for r in ingests)
+
+    # Enrichment is coalesced: one run per partition waits at a time, not one per upload.
+    def enrichments() -> list[dg.DagsterRun]:
+        runs = deployment.runs("enrich_job")
+        return [r for r in runs if r.tags.get("dagster/partition") == partition]
+
+    _wait(
+        lambda: bool(enrichments()) and all(r.is_finished for r in enrichments()),
+        60,
+        "enrichment to run",
+    )
+    assert len(enrichments()) <= 2
+    assert all(r.status is dg.DagsterRunStatus.SUCCESS for r in enrichments())
+
+
+def _run_worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
+    """The pid the run's steps execute in, as the run's own event log reports it."""
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+        event = record.dagster_event
+        if event is not None and "Executing steps in process" in (event.message or ""):
+            pid = event.engine_event_data.metadata.get("pid")
+            return int(pid.value) if pid is not None else None
+    return None
+
+
+def test_a_run_worker_killed_mid_upload_is_noticed_and_the_upload_completes(
+    deployment: Deployment, client: httpx.Client, team
+) -> None:
+    """SIGKILL of the run's worker while it loads: Dagster still shows the run as started,
+    but its lease on the upload goes stale; the watchdog puts the upload back in the
+    queue, marks the dead run failed, and a new run completes it with every row."""
+    from outreach_core.sandbox.synthetic import generate
+
+    data = generate(60_000, seed=5).write_csv().encode()
+    upload_id = _post(client, data, "big.csv")
+    _wait(
+        lambda: client.get(f"/v1/uploads/{upload_id}").json()["status"] == "processing",
+        90,
+        "the upload to be processing",
+    )
+    [run] = [
+        r
+        for r in deployment.runs("ingest_job")
+        if r.tags.get("dagster/partition") == f"construction|{team.team_id}"
+    ]
+    pid = _run_worker_pid(deployment.instance, run.run_id)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+
+    _wait(
+        lambda: client.get(f"/v1/uploads/{upload_id}").json()["status"] in ("completed", "failed"),
+        150,
+        "the upload to be final after the kill",
+    )
+    done = client.get(f"/v1/uploads/{upload_id}").json()
+    assert done["status"] == "completed", done["error"]
+    assert done["accepted_rows"] == done["inserted_leads"] + done["merged_rows"]
+    dead = deployment.instance.get_run_by_id(run.run_id)
+    assert dead is not None and dead.status is dg.DagsterRunStatus.FAILURE
+
+
+@dg.op
+def _noop() -> None:
+    pass
+
+
+@dg.job
+def _ping() -> None:
+    _noop()
+
+
+def test_two_deployments_on_one_server_share_no_runs_cursors_or_partitions(tmp_path) -> None:
+    """Production and staging on one PostgreSQL server: each has its own Dagster storage,
+    named after its application database."""
+    base = get_settings()
+    assert base.database_url is not None
+    server = make_url(base.database_url.get_secret_value())
+    homes = {}
+    for name in ("production", "staging"):
+        app_db = server.set(database=f"outreach_{name}_{uuid.uuid4().hex[:6]}")
+        settings = Settings(
+            home=tmp_path / name, database_url=app_db.render_as_string(hide_password=False)
+        )
+        homes[name] = (write_dagster_yaml(settings), dagster_storage_url(settings))
+    production, staging = (dg.DagsterInstance.from_config(str(h)) for h, _ in homes.values())
+    try:
+        assert homes["production"][1].database != homes["staging"][1].database
+        production.add_dynamic_partitions("teams", ["team-of-production"])
+        run = _ping.execute_in_process(instance=production, tags={"dagster/run_key": "upload-1"})
+        production.run_storage.set_cursor_values({"upload_sensor": "42"})
+
+        assert production.get_run_by_id(run.run_id) is not None
+        assert staging.get_runs() == []
+        assert staging.get_dynamic_partitions("teams") == []
+        assert staging.run_storage.get_cursor_values({"upload_sensor"}) == {}
+        assert production.get_dynamic_partitions("teams") == ["team-of-production"]
+    finally:
+        for instance in (production, staging):
+            instance.dispose()
+        for _, url in homes.values():
+            _drop_database(url.render_as_string(hide_password=False))
