@@ -1,7 +1,7 @@
 """Enrichment benchmark: 10,000 leads (about 10% of them the same person again under
 another phone) enriched through a real Dagster run of `enriched_leads` against the
-sandbox Apollo on loopback, with 150 ms latency and a rate limit of 600 requests a
-minute that both sides know. Bulk calls of 10 people, 10 in flight.
+sandbox Apollo on loopback, with 150 ms latency and the sandbox's default per-minute rate
+limit, which both sides know. Bulk calls of 10 people, 10 in flight, at the default price.
 
     .venv/bin/python bench/enrich.py [--leads N] [--latency S] [--limit PER_MIN]
 
@@ -23,7 +23,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SECTOR = "construction"
-PRICE = Decimal("0.10")
 
 
 def seed(team_id: uuid.UUID, leads: int) -> int:
@@ -32,7 +31,9 @@ def seed(team_id: uuid.UUID, leads: int) -> int:
     from sqlalchemy import text
 
     from outreach_core.db.engine import tenant_session
+    from outreach_core.leads.ids import reserve_lead_ids
 
+    first_id = reserve_lead_ids(team_id, leads)
     rows = []
     people = 0
     for i in range(leads):
@@ -41,6 +42,7 @@ def seed(team_id: uuid.UUID, leads: int) -> int:
         rows.append(
             {
                 "t": team_id,
+                "id": first_id + i,
                 "first": f"Alex{n}",
                 "last": f"Rivera{n}",
                 "company": f"Rivera {n % 97} Builders",
@@ -51,8 +53,8 @@ def seed(team_id: uuid.UUID, leads: int) -> int:
     with tenant_session(team_id) as s:
         s.execute(
             text(
-                "INSERT INTO leads (team_id, first_name, last_name, company_name, website, "
-                "phone, sector) VALUES (:t, :first, :last, :company, :website, :phone, "
+                "INSERT INTO leads (team_id, id, first_name, last_name, company_name, website, "
+                "phone, sector) VALUES (:t, :id, :first, :last, :company, :website, :phone, "
                 f"'{SECTOR}')"
             ),
             rows,
@@ -61,10 +63,15 @@ def seed(team_id: uuid.UUID, leads: int) -> int:
 
 
 def main() -> None:
+    from outreach_core.enrich.defaults import PRICE_PER_CREDIT as PRICE
+    from outreach_core.sandbox.apollo import DEFAULT_RATE_LIMIT_PER_MINUTE
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--leads", type=int, default=10_000)
     parser.add_argument("--latency", type=float, default=0.15)
-    parser.add_argument("--limit", type=int, default=600, help="requests per minute")
+    parser.add_argument(
+        "--limit", type=int, default=DEFAULT_RATE_LIMIT_PER_MINUTE, help="requests per minute"
+    )
     args = parser.parse_args()
 
     import dagster as dg

@@ -10,6 +10,7 @@ from sqlalchemy.exc import DBAPIError
 
 from outreach_core.db.engine import app_engine, owner_engine, system_session, tenant_session
 from outreach_core.db.tables import TENANT_TABLES
+from outreach_core.leads.ids import reserve_lead_ids
 from outreach_core.settings import get_settings
 
 
@@ -57,10 +58,11 @@ def test_app_connects_as_non_owner_role() -> None:
 
 
 def test_other_team_rows_are_invisible_and_cannot_be_written(team, other_team) -> None:
+    lead_id = reserve_lead_ids(team.team_id, 1)
     with tenant_session(team.team_id) as s:
         s.execute(
-            text("INSERT INTO leads (team_id, phone) VALUES (:t, '+12125550100')"),
-            {"t": team.team_id},
+            text("INSERT INTO leads (team_id, id, phone) VALUES (:t, :id, '+12125550100')"),
+            {"t": team.team_id, "id": lead_id},
         )
     with tenant_session(other_team.team_id) as s:
         assert (
@@ -73,8 +75,8 @@ def test_other_team_rows_are_invisible_and_cannot_be_written(team, other_team) -
         tenant_session(other_team.team_id) as s,
     ):
         s.execute(
-            text("INSERT INTO leads (team_id, phone) VALUES (:t, '+12125550101')"),
-            {"t": team.team_id},
+            text("INSERT INTO leads (team_id, id, phone) VALUES (:t, :id, '+12125550101')"),
+            {"t": team.team_id, "id": lead_id + 1},
         )
 
 
@@ -83,10 +85,11 @@ def test_pool_bleed_tenant_does_not_survive_the_transaction(team) -> None:
     connection, sees no rows and no error."""
     engine = create_engine(app_engine().url, pool_size=1, max_overflow=0)
     try:
+        lead_id = reserve_lead_ids(team.team_id, 1, engine)
         with tenant_session(team.team_id, engine) as s:
             s.execute(
-                text("INSERT INTO leads (team_id, email) VALUES (:t, :e)"),
-                {"t": team.team_id, "e": f"{uuid.uuid4().hex}@example.com"},
+                text("INSERT INTO leads (team_id, id, email) VALUES (:t, :id, :e)"),
+                {"t": team.team_id, "id": lead_id, "e": f"{uuid.uuid4().hex}@example.com"},
             )
             assert s.scalar(text("SELECT count(*) FROM leads")) >= 1
         with system_session(engine) as s:
@@ -116,7 +119,7 @@ from outreach_core.db.engine import tenant_session
 from outreach_core.db.migrate import migrate
 from outreach_core.db.tables import Upload
 from outreach_core.teams import create_team, resolve_api_key
-from outreach_core.uploads.processing import list_pending_uploads
+from outreach_core.uploads.queue import list_pending_uploads
 
 migrate()
 t = create_team("x")

@@ -81,6 +81,9 @@ class Team(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = _now()
+    # The team's last lead id handed out: lead ids are numbered per team so that they reveal
+    # nothing about other teams (outreach_core.leads.ids).
+    last_lead_id: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class ApiKey(Base):
@@ -205,7 +208,8 @@ class Lead(Base):
     )
 
     team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # Per team, from Team.last_lead_id (outreach_core.leads.ids): no default, on purpose.
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     first_name: Mapped[str | None] = mapped_column(Text)
     last_name: Mapped[str | None] = mapped_column(Text)
     contact_name: Mapped[str | None] = mapped_column(Text)

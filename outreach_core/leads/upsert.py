@@ -7,7 +7,8 @@ loads are serialised by an advisory lock (see loader.py), so two runs for the sa
 (two sectors at once) cannot both insert the same phone.
 
 COPY cannot write into a table under row-level security, hence the staging table; the
-INSERT ... SELECT from it is checked by the policies like any other write."""
+INSERT ... SELECT from it is checked by the policies like any other write. New leads take
+the ids reserved for them from the team's counter (ids.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from outreach_core.db.copy import copy_frame
 from outreach_core.db.tables import LEAD_TEXT_FIELDS
+from outreach_core.leads.ids import reserve_lead_ids
 
 STAGING_COLUMNS: tuple[str, ...] = (*LEAD_TEXT_FIELDS, "bucket_id", "sector")
 # The dedup keys: filled on a merge only when no other lead of the team holds them.
@@ -93,10 +95,14 @@ WHERE l.team_id = :team AND l.id = s.lead_id
   AND ({" OR ".join(_gains(c) for c in STAGING_COLUMNS)})
 """
 
-# In phone order, so the phone index is written page by page instead of at random.
+_NEW = "SELECT count(*) FROM lead_keys WHERE lead_id IS NULL"
+
+# In phone order, so the phone index is written page by page instead of at random; the
+# reserved ids are numbered in the same order, so the primary key is appended to as well.
 _INSERT = f"""
-INSERT INTO leads (team_id, {_COLUMNS}, source, source_upload_id, last_upload_id)
-SELECT :team, {", ".join(f"s.{c}" for c in STAGING_COLUMNS)}, :source, :upload, :upload
+INSERT INTO leads (team_id, id, {_COLUMNS}, source, source_upload_id, last_upload_id)
+SELECT :team, CAST(:first_id AS bigint) - 1 + row_number() OVER (ORDER BY s.phone),
+       {", ".join(f"s.{c}" for c in STAGING_COLUMNS)}, :source, :upload, :upload
 FROM lead_staging s JOIN lead_keys k USING (row_number)
 WHERE k.lead_id IS NULL
 ORDER BY s.phone
@@ -128,7 +134,12 @@ def upsert_leads(
     session.execute(text(_RESOLVE), params)
     session.execute(text("ANALYZE lead_keys"))
     changed = session.execute(text(_MERGE), params).rowcount
-    inserted = session.execute(text(_INSERT), params).rowcount
+    inserted = 0
+    if new := session.scalar(text(_NEW)):
+        # Only now is the number of new leads known; see ids.py for why the reservation
+        # is its own transaction.
+        first_id = reserve_lead_ids(team_id, new, session.get_bind().engine)
+        inserted = session.execute(text(_INSERT), {**params, "first_id": first_id}).rowcount
     session.execute(text("DROP TABLE lead_keys; DROP TABLE lead_staging"))
     return UpsertCounts(
         rows=frame.height, inserted=inserted, merged=frame.height - inserted, changed=changed
