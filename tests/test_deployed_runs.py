@@ -9,19 +9,21 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import httpx
 import psutil
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import URL, create_engine, make_url, text
 
 from outreach_cli.instance import storage_environment, write_dagster_yaml
 from outreach_core.db.engine import dagster_storage_url
@@ -30,6 +32,7 @@ from outreach_core.settings import Settings, get_settings
 from tests.helpers import csv_bytes
 
 REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
 STALE_AFTER_SECONDS = 10
 
 
@@ -43,44 +46,99 @@ def _drop_database(url: str) -> None:
     admin.dispose()
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Team:
+    team_id: uuid.UUID
+    api_key: str
+
+
 class Deployment:
-    """A Dagster daemon over this test session's database, with its own Dagster storage."""
+    """A deployment of its own, as `make dev` starts one: a fresh application database (so
+    the uploads other tests left behind are not in its queue), the API in its own process,
+    and a Dagster daemon on the Dagster storage named after that database."""
 
     def __init__(self, home: Path, apollo_url: str) -> None:
         base = get_settings()
         assert base.database_url is not None
-        app_db = make_url(base.database_url.get_secret_value())
-        self.dagster_url = app_db.set(database=f"{app_db.database}_deployed_dagster")
-        self.settings = Settings(
-            home=home,
-            dagster_database_url=self.dagster_url.render_as_string(hide_password=False),
+        self.app_db = make_url(base.database_url.get_secret_value()).set(
+            database=f"{make_url(base.database_url.get_secret_value()).database}_deployed"
         )
+        self.settings = Settings(home=home, database_url=self._url(self.app_db))
+        self.dagster_url = dagster_storage_url(self.settings)
         dagster_home = write_dagster_yaml(self.settings)
         self.env = {
             **os.environ,
             "OUTREACH_HOME": str(home),
-            "OUTREACH_DAGSTER_DATABASE_URL": self.dagster_url.render_as_string(hide_password=False),
+            "OUTREACH_DATABASE_URL": self._url(self.app_db),
             "OUTREACH_UPLOAD_STALE_AFTER_SECONDS": str(STALE_AFTER_SECONDS),
             "DAGSTER_HOME": str(dagster_home),
             "APOLLO_BASE_URL": apollo_url,
             "APOLLO_API_KEY": "sandbox-key",
             **storage_environment(self.settings),
         }
-        self.log = (home / "daemon.log").open("wb")
-        self.daemon = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+        self.env.pop("OUTREACH_DAGSTER_DATABASE_URL", None)
+        self.log = (home / "deployment.log").open("wb")
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.team = self.create_team("deployed")
+        port = _free_port()
+        self._start("uvicorn", "outreach_api.main:app", "--host", "127.0.0.1", "--port", str(port))
+        self.base_url = f"http://127.0.0.1:{port}"
+        self._start("dagster-daemon", "run", "-w", "workspace.yaml")
+        self.instance = dg.DagsterInstance.from_config(str(dagster_home))
+        _wait(self._api_up, 60, "the API to start")
+
+    @staticmethod
+    def _url(url: URL) -> str:
+        return url.render_as_string(hide_password=False)
+
+    def _start(self, program: str, *args: str) -> None:
+        self.processes.append(
+            subprocess.Popen(
+                [str(BIN / program), *args],
+                cwd=REPO,
+                env=self.env,
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+
+    def _api_up(self) -> bool:
+        try:
+            return httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def create_team(self, name: str) -> Team:
+        """With the CLI, as a user would (it also migrates the fresh database)."""
+        out = subprocess.run(
+            [str(BIN / "outreach"), "team", "create", name],
             cwd=REPO,
             env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        values = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+        return Team(uuid.UUID(values["team_id"].strip()), values["api_key"].strip())
+
+    def client(self, team: Team) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {team.api_key}"},
+            timeout=30,
         )
-        self.instance = dg.DagsterInstance.from_config(str(dagster_home))
 
     def stop(self) -> None:
         # The daemon, its code server and any run worker (some start sessions of their own).
-        processes = [psutil.Process(self.daemon.pid)]
-        processes += processes[0].children(recursive=True)
+        processes = [psutil.Process(p.pid) for p in self.processes]
+        processes += [c for p in list(processes) for c in p.children(recursive=True)]
         for process in processes:
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.terminate()
@@ -88,13 +146,20 @@ class Deployment:
         for process in alive:
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.kill()
-        self.daemon.wait(10)
+        for started in self.processes:
+            started.wait(10)
         self.instance.dispose()
         self.log.close()
-        _drop_database(self.dagster_url.render_as_string(hide_password=False))
+        for url in (self.dagster_url, self.app_db):
+            _drop_database(self._url(url))
 
     def runs(self, job: str) -> list[dg.DagsterRun]:
         return list(self.instance.get_runs(dg.RunsFilter(job_name=job)))
+
+    def log_tail(self, lines: int = 60) -> str:
+        self.log.flush()
+        text_lines = Path(self.log.name).read_text(errors="replace").splitlines()
+        return "\n".join(text_lines[-lines:])
 
 
 @pytest.fixture(scope="module")
@@ -107,13 +172,29 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             deployed.stop()
 
 
-def _wait(condition: Callable[[], bool], seconds: float, what: str) -> None:
+@pytest.fixture
+def deployed_team(deployment: Deployment) -> Team:
+    return deployment.create_team(f"team-{uuid.uuid4().hex[:6]}")
+
+
+@pytest.fixture
+def deployed_client(deployment: Deployment, deployed_team: Team) -> Iterator[httpx.Client]:
+    with deployment.client(deployed_team) as client:
+        yield client
+
+
+def _wait(
+    condition: Callable[[], bool],
+    seconds: float,
+    what: str,
+    detail: Callable[[], str] = lambda: "",
+) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.5)
-    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
+    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}\n{detail()}")
 
 
 def _post(client: httpx.Client, data: bytes, name: str) -> str:
@@ -131,8 +212,9 @@ def _statuses(client: httpx.Client, ids: list[str]) -> list[dict]:
 
 
 def test_ten_uploads_of_one_partition_posted_at_once_all_complete_and_balance(
-    deployment: Deployment, client: httpx.Client, team
+    deployment: Deployment, deployed_client: httpx.Client, deployed_team: Team
 ) -> None:
+    client, team = deployed_client, deployed_team
     files = [
         csv_bytes(
             [{"Phone": f"2125{i:02d}{n:04d}", "Name": f"Lead {i}-{n}"} for n in range(100)]
@@ -146,7 +228,12 @@ def test_ten_uploads_of_one_partition_posted_at_once_all_complete_and_balance(
     def final() -> bool:
         return all(u["status"] in ("completed", "failed") for u in _statuses(client, ids))
 
-    _wait(final, 150, "ten uploads to be final")
+    def detail() -> str:
+        states = [(u["status"], u["error"]) for u in _statuses(client, ids)]
+        runs = [(r.run_id[:8], r.status.value) for r in deployment.runs("ingest_job")]
+        return f"uploads: {states}\nruns: {runs}\n{deployment.log_tail()}"
+
+    _wait(final, 150, "ten uploads to be final", detail)
     done = _statuses(client, ids)
     assert [u["status"] for u in done] == ["completed"] * 10, [u["error"] for u in done]
     assert all(u["accepted_rows"] == 100 and u["rejected_rows"] == 1 for u in done)
@@ -191,8 +278,9 @@ def _run_worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
 
 
 def test_a_run_worker_killed_mid_upload_is_noticed_and_the_upload_completes(
-    deployment: Deployment, client: httpx.Client, team
+    deployment: Deployment, deployed_client: httpx.Client, deployed_team: Team
 ) -> None:
+    client, team = deployed_client, deployed_team
     """SIGKILL of the run's worker while it loads: Dagster still shows the run as started,
     but its lease on the upload goes stale; the watchdog puts the upload back in the
     queue, marks the dead run failed, and a new run completes it with every row."""
