@@ -84,37 +84,49 @@ def run_demo(console: Console) -> None:
         upload_ids.append(landed.upload.id)
         console.print(f"landed {path.name} -> {bucket.id} as upload {landed.upload.id}")
 
+    # The sensor asks for at most a few runs per team at a time (the teams take turns), as
+    # under `make dev`; each round's runs finish before the next evaluation.
+    partitions: set[str] = set()
+    while requests := _ingest_requests(instance, team_id):
+        console.print(f"upload sensor requested {len(requests)} runs")
+        for request in requests:
+            _ingest(console, instance, request)
+            partitions.add(str(request.partition_key))
+
+    _report(console, team_id, upload_ids)
+    _enrich(console, instance, team_id, sorted(partitions))
+    console.print(f"demo finished in {time.perf_counter() - started:.1f} s")
+
+
+def _ingest_requests(instance: dg.DagsterInstance, team_id: uuid.UUID) -> list[dg.RunRequest]:
+    """The upload sensor's run requests for the demo team's received uploads (including any
+    an interrupted demo left behind), its new partitions added."""
     result = upload_sensor(dg.build_sensor_context(instance=instance, definitions=defs))
     assert isinstance(result, dg.SensorResult)
     for request in result.dynamic_partitions_requests or []:
         if isinstance(request, dg.AddDynamicPartitionsRequest):
             instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
-    # Every waiting upload of the demo team, including any an interrupted demo left behind.
-    ours = [
+    return [
         r
         for r in result.run_requests or []
         if isinstance(r.partition_key, dg.MultiPartitionKey)
         and r.partition_key.keys_by_dimension["team"] == str(team_id)
     ]
-    console.print(f"upload sensor requested {len(ours)} runs")
-    job = defs.resolve_job_def("ingest_job")
-    for request in ours:
-        run = job.execute_in_process(
-            instance=instance,
-            partition_key=request.partition_key,
-            run_config={
-                **request.run_config,
-                "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-            },
-            tags=request.tags,
-            raise_on_error=False,
-        )
-        state = "succeeded" if run.success else "FAILED"
-        console.print(f"run {run.run_id[:8]} for partition {request.partition_key}: {state}")
 
-    _report(console, team_id, upload_ids)
-    _enrich(console, instance, team_id, sorted({r.partition_key for r in ours if r.partition_key}))
-    console.print(f"demo finished in {time.perf_counter() - started:.1f} s")
+
+def _ingest(console: Console, instance: dg.DagsterInstance, request: dg.RunRequest) -> None:
+    run = defs.resolve_job_def("ingest_job").execute_in_process(
+        instance=instance,
+        partition_key=request.partition_key,
+        run_config={
+            **request.run_config,
+            "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+        },
+        tags=request.tags,
+        raise_on_error=False,
+    )
+    state = "succeeded" if run.success else "FAILED"
+    console.print(f"run {run.run_id[:8]} for partition {request.partition_key}: {state}")
 
 
 def _enrich(
