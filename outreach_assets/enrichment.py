@@ -12,6 +12,7 @@ from outreach_assets.partitions import team_and_sector, team_sector_partitions
 from outreach_assets.resources import ApolloResource
 from outreach_assets.runs import PARTITION_TAG, WAITING, live_runs
 from outreach_core.enrich.runner import StopReason, enrich_sector
+from outreach_core.settings import get_settings
 
 GROUP = "enrichment"
 
@@ -51,18 +52,22 @@ def enriched_leads(
 
 # How many run successes one tick reads; the rest wait for the next tick.
 _SUCCESSES_PER_TICK = 500
-# Enrichment of a partition waits while more of its uploads are being ingested (a burst
-# of uploads then costs one enrichment run, and the runs do not compete for the CPU),
-# but never longer than this.
-MAX_DEFERRAL_SECONDS = 300
+
+
+class Held(BaseModel):
+    """A partition whose enrichment is held back: the ingest run that last asked for it,
+    when the partition was first held back, and when its last ingest run succeeded."""
+
+    run_id: str
+    since: float
+    last_success: float
 
 
 class EnrichCursor(BaseModel):
-    """Where the sensor is in the event log, and the partitions it is holding back:
-    partition -> (the ingest run that asked, when it was first held back)."""
+    """Where the sensor is in the event log, and the partitions it is holding back."""
 
     after: int | None = None
-    deferred: dict[str, tuple[str, float]] = {}
+    held: dict[str, Held] = {}
 
 
 @dg.sensor(
@@ -72,10 +77,12 @@ class EnrichCursor(BaseModel):
 )
 def enrich_after_ingest_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """Enrichment follows ingestion: after ingest runs succeed, each of their partitions
-    gets one enrichment run, once no more of its uploads are being ingested (at most
-    MAX_DEFERRAL_SECONDS later), and none while one already waits in the queue: a waiting
-    run reads the partition's open leads when it starts, so it covers every ingest before
-    it. Ten uploads of one partition queue one enrichment, not ten."""
+    gets one enrichment run once its ingestion has settled (no ingest run of it live, none
+    finished in the last `enrich_settle_seconds`; at most `enrich_max_deferral_seconds`
+    later), and none while one already waits in the queue: a waiting run reads the
+    partition's open leads when it starts, so it covers every ingest before it. Ten uploads
+    of one partition queue one enrichment, not ten."""
+    settings = get_settings()
     cursor = EnrichCursor.model_validate_json(context.cursor or "{}")
     changes = context.instance.fetch_run_status_changes(
         # Every job's successes (OSS storage cannot filter them by job); ours are picked
@@ -87,18 +94,18 @@ def enrich_after_ingest_sensor(context: dg.SensorEvaluationContext) -> dg.Sensor
         ascending=True,
     )
     now = time.time()
-    asking = dict(cursor.deferred)
-    run_ids = [r.event_log_entry.run_id for r in changes.records]
-    order = {run_id: i for i, run_id in enumerate(run_ids)}
+    held = dict(cursor.held)
+    ended = {r.event_log_entry.run_id: r.event_log_entry.timestamp for r in changes.records}
     succeeded = (
-        context.instance.get_runs(dg.RunsFilter(run_ids=run_ids, job_name=ingest_job.name))
-        if run_ids
+        context.instance.get_runs(dg.RunsFilter(run_ids=list(ended), job_name=ingest_job.name))
+        if ended
         else []
     )
-    for run in sorted(succeeded, key=lambda r: order[r.run_id]):
+    for run in sorted(succeeded, key=lambda r: ended[r.run_id]):
         partition = run.tags.get(PARTITION_TAG)
         if partition is not None:
-            asking[partition] = (run.run_id, asking.get(partition, ("", now))[1])
+            since = held[partition].since if partition in held else now
+            held[partition] = Held(run_id=run.run_id, since=since, last_success=ended[run.run_id])
     waiting = {
         run.tags.get(PARTITION_TAG)
         for run in live_runs(context.instance, enrich_job.name)
@@ -107,17 +114,22 @@ def enrich_after_ingest_sensor(context: dg.SensorEvaluationContext) -> dg.Sensor
     ingesting = {
         run.tags.get(PARTITION_TAG) for run in live_runs(context.instance, ingest_job.name)
     }
-    requests, deferred = [], {}
-    for partition, (run_id, since) in asking.items():
+    requests, still_held = [], {}
+    for partition, hold in held.items():
         if partition in waiting:
             continue
-        if partition in ingesting and now - since < MAX_DEFERRAL_SECONDS:
-            deferred[partition] = (run_id, since)
+        busy = partition in ingesting or now - hold.last_success < settings.enrich_settle_seconds
+        if busy and now - hold.since < settings.enrich_max_deferral_seconds:
+            still_held[partition] = hold
             continue
-        requests.append(dg.RunRequest(run_key=f"enrich-after:{run_id}", partition_key=partition))
+        requests.append(
+            dg.RunRequest(run_key=f"enrich-after:{hold.run_id}", partition_key=partition)
+        )
     after = changes.records[-1].storage_id if changes.records else cursor.after
     return dg.SensorResult(
         run_requests=requests,
-        cursor=EnrichCursor(after=after, deferred=deferred).model_dump_json(),
-        skip_reason=None if requests else f"{len(deferred)} partitions wait for their ingestion",
+        cursor=EnrichCursor(after=after, held=still_held).model_dump_json(),
+        skip_reason=(
+            None if requests else f"{len(still_held)} partition(s) wait for ingestion to settle"
+        ),
     )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
+from typing import Any
 from urllib.parse import urlsplit
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 from pydantic import SecretStr
 
 from outreach_core.datalake import TeamLake, store_from_url
@@ -20,21 +20,28 @@ from outreach_core.settings import get_settings
 
 
 class DatalakeResource(dg.ConfigurableResource):
-    """The datalake: a local directory, or `s3://bucket/prefix` through dagster-aws."""
+    """The datalake in a local directory; `S3DatalakeResource` (s3_datalake.py) puts it on
+    S3. The S3 one lives apart because importing dagster-aws (boto3) costs a run worker
+    about 2 s, which every upload would wait for."""
 
     url: str
-    s3: S3Resource | None = None
 
     def team(self, team_id: uuid.UUID) -> TeamLake:
-        client = (
-            self.s3.get_client() if self.s3 is not None and self.url.startswith("s3://") else None
-        )
-        return TeamLake(store_from_url(self.url, s3_client=client), team_id)
+        return TeamLake(store_from_url(self.url, s3_client=self.s3_client()), team_id)
+
+    def s3_client(self) -> Any | None:
+        return None
 
 
 def default_datalake() -> DatalakeResource:
     url = get_settings().resolved_datalake_url
-    return DatalakeResource(url=url, s3=S3Resource() if url.startswith("s3://") else None)
+    if url.startswith("s3://"):
+        from dagster_aws.s3 import S3Resource
+
+        from outreach_assets.s3_datalake import S3DatalakeResource
+
+        return S3DatalakeResource(url=url, s3=S3Resource())
+    return DatalakeResource(url=url)
 
 
 class ApolloResource(dg.ConfigurableResource):

@@ -24,6 +24,8 @@ STORAGE_URL_ENV = "OUTREACH_DAGSTER_STORAGE_URL"
 # How often the daemon looks at the run queue (Dagster's default is 5 s): most of an
 # upload's wait under `make dev` is this and the sensor's interval.
 DEQUEUE_INTERVAL_SECONDS = 1
+# One per sensor of the code location (definitions.py).
+SENSOR_THREADS = 4
 
 
 def storage_url(settings: Settings | None = None) -> str:
@@ -70,6 +72,9 @@ def write_dagster_yaml(settings: Settings | None = None) -> Path:
             "class": "QueuedRunCoordinator",
             "config": run_queue(settings),
         },
+        # Each sensor is evaluated in its own thread: the daemon's 5 s loop then never waits
+        # for a slow tick (the enrich sensor's, the watchdog's) before the upload sensor's.
+        "sensors": {"use_threads": True, "num_workers": SENSOR_THREADS},
         # A run whose worker died is started again, from the failed step; every ingestion
         # stage is idempotent and the retry resumes the uploads its first attempt claimed.
         "run_retries": {"enabled": True, "max_retries": 2},

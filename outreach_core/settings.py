@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     # watchdog; a processing upload is failed instead once it has had `upload_max_attempts`.
     upload_stale_after_seconds: int = Field(default=300, ge=10)
     upload_max_attempts: int = Field(default=3, ge=1)
+    # Enrichment of a partition waits until its ingestion has been quiet this long (no
+    # ingest run live or just finished), so one user's uploads in a row cost one enrichment
+    # run and their ingestion, which someone is waiting for, keeps the CPU; it never waits
+    # longer than the maximum.
+    enrich_settle_seconds: float = Field(default=30, ge=0)
+    enrich_max_deferral_seconds: float = Field(default=300, ge=0)
 
     # Provider credentials are not OUTREACH_-prefixed: they keep their vendors' names.
     twilio_account_sid: SecretStr | None = Field(

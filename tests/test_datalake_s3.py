@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import dagster as dg
@@ -12,7 +15,7 @@ from sqlalchemy import select
 
 from outreach_assets.ingestion import bucket_index, leads, processed_records, validated_records
 from outreach_assets.partitions import partition_key, teams_partitions
-from outreach_assets.resources import DatalakeResource
+from outreach_assets.s3_datalake import S3DatalakeResource
 from outreach_core.catalog import load_catalog
 from outreach_core.datalake import InvalidKey, TeamLake
 from outreach_core.db.engine import tenant_session
@@ -39,7 +42,7 @@ def s3() -> Iterator[S3Resource]:
 
 
 def test_ingestion_runs_on_s3_and_keys_stay_under_the_team(s3, team, other_team) -> None:
-    datalake = DatalakeResource(url="s3://lake/prod", s3=s3)
+    datalake = S3DatalakeResource(url="s3://lake/prod", s3=s3)
     lake = datalake.team(team.team_id)
     bucket = load_catalog().get("ny-construction-plumbers")
     data = csv_bytes(
@@ -84,3 +87,27 @@ def test_ingestion_runs_on_s3_and_keys_stay_under_the_team(s3, team, other_team)
 def test_team_lake_requires_a_uuid() -> None:
     with pytest.raises(TypeError):
         TeamLake(None, "team_x/../y")  # type: ignore[arg-type]
+
+
+def test_the_datalake_resource_follows_the_configured_url(monkeypatch) -> None:
+    from outreach_assets.resources import DatalakeResource, default_datalake
+    from outreach_core.settings import get_settings
+
+    monkeypatch.setattr(get_settings(), "datalake_url", "s3://lake/prod")
+    assert isinstance(default_datalake(), S3DatalakeResource)
+    monkeypatch.setattr(get_settings(), "datalake_url", "/srv/lake")
+    assert type(default_datalake()) is DatalakeResource
+
+
+def test_a_local_datalake_does_not_load_boto3_into_every_run_worker() -> None:
+    """Every run worker imports the definitions before its first step; boto3 and dagster-aws
+    would add about 2 s to each upload's wait."""
+    code = (
+        "import sys, outreach_assets.definitions; "
+        "print(sorted(m for m in ('boto3', 'botocore', 'dagster_aws') if m in sys.modules))"
+    )
+    env = {**os.environ, "OUTREACH_DATALAKE_URL": "/srv/lake"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

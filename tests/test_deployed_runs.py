@@ -34,6 +34,8 @@ from tests.helpers import csv_bytes
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 STALE_AFTER_SECONDS = 10
+# Short, so the test sees enrichment follow within its wait.
+ENRICH_SETTLE_SECONDS = 5
 
 
 def _drop_database(url: str) -> None:
@@ -77,6 +79,7 @@ class Deployment:
             "OUTREACH_HOME": str(home),
             "OUTREACH_DATABASE_URL": self._url(self.app_db),
             "OUTREACH_UPLOAD_STALE_AFTER_SECONDS": str(STALE_AFTER_SECONDS),
+            "OUTREACH_ENRICH_SETTLE_SECONDS": str(ENRICH_SETTLE_SECONDS),
             "DAGSTER_HOME": str(dagster_home),
             "APOLLO_BASE_URL": apollo_url,
             "APOLLO_API_KEY": "sandbox-key",

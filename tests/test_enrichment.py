@@ -30,6 +30,7 @@ from outreach_core.enrich.apollo_models import ApolloPerson
 from outreach_core.enrich.derive import derive
 from outreach_core.leads.ids import reserve_lead_ids
 from outreach_core.sandbox.apollo import SandboxApollo
+from outreach_core.settings import get_settings
 from tests.helpers import csv_bytes, land, run_sensor_and_jobs
 
 SECTOR = "construction"
@@ -237,10 +238,13 @@ def test_leads_get_person_organisation_derived_fields_score_and_a_ledger_row(
     assert again["requests"] == 0 and again["spend"] == 0
 
 
-def test_the_same_contact_in_three_uploads_costs_one_call(instance, team, sandbox) -> None:
+def test_the_same_contact_in_three_uploads_costs_one_call(
+    instance, team, sandbox, monkeypatch
+) -> None:
     """Through the real ingestion job: one person arriving three times (other phones, so
     three leads) and a repeated contact are each bought once; the sensor queues
-    enrichment after every ingest run."""
+    enrichment after every ingest run (weeks apart: nothing to wait for)."""
+    monkeypatch.setattr(get_settings(), "enrich_settle_seconds", 0)
     resource = apollo(sandbox)
     cursor: str | None = None
     for n in range(3):
