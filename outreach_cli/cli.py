@@ -9,7 +9,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -229,79 +229,72 @@ def dev(api_port: int = 8000, dagster_port: int = 3000) -> None:
     """Start the Dagster UI on this code location and the API, both on loopback."""
     from outreach_cli.instance import storage_environment, write_dagster_yaml
     from outreach_core.db.migrate import migrate
-    from outreach_core.sandbox.apollo import DEFAULT_RATE_LIMIT_PER_MINUTE
-    from outreach_core.settings import get_settings
 
-    migrate()
-    home = write_dagster_yaml()
-    env = {**os.environ, **storage_environment(), "DAGSTER_HOME": str(home)}
-    bin_dir = Path(sys.executable).parent
-    sandbox = None
-    if get_settings().provider_mode == "sandbox":
-        # Enrichment runs talk to a fake Apollo on loopback, never to the real one.
-        sandbox = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "outreach_core.sandbox.apollo",
-                "--port",
-                "0",
-                "--latency",
-                "0.05",
-                "--rate-limit",
-                str(DEFAULT_RATE_LIMIT_PER_MINUTE),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert sandbox.stdout is not None
-        env["APOLLO_BASE_URL"] = sandbox.stdout.readline().strip()
-        env.setdefault("APOLLO_API_KEY", "sandbox-key")
-        console.print(f"sandbox Apollo on {env['APOLLO_BASE_URL']}")
-    api = subprocess.Popen(
-        [
-            str(bin_dir / "uvicorn"),
-            "outreach_api.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(api_port),
-        ],
-        env=env,
-    )
-    console.print(
-        f"API on http://127.0.0.1:{api_port}/docs, Dagster on http://127.0.0.1:{dagster_port}"
-    )
-    dagster = subprocess.Popen(
-        [
-            str(bin_dir / "dagster"),
-            "dev",
-            "-w",
-            "workspace.yaml",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(dagster_port),
-        ],
-        env=env,
-    )
-    # A service manager stops us with SIGTERM: shut down as on Ctrl-C, children first.
-    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    # Ctrl-C, and SIGTERM from a service manager, stop everything, children first. Set
+    # before any child starts: a shell starting us in the background ignores SIGINT, the
+    # children would inherit that, and `dagster dev` (which maps SIGTERM to its SIGINT
+    # handler) could then only be killed, leaving its run workers behind.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    children: list[tuple[subprocess.Popen[Any], float]] = []
     try:
+        migrate()
+        home = write_dagster_yaml()
+        env = {**os.environ, **storage_environment(), "DAGSTER_HOME": str(home)}
+        sandbox = _start_sandbox_apollo(env)
+        if sandbox is not None:
+            children.append((sandbox, 10))
+        bin_dir = Path(sys.executable).parent
+        api = [str(bin_dir / "uvicorn"), "outreach_api.main:app", "--host", "127.0.0.1"]
+        children.append((subprocess.Popen([*api, "--port", str(api_port)], env=env), 10))
+        console.print(
+            f"API on http://127.0.0.1:{api_port}/docs, Dagster on http://127.0.0.1:{dagster_port}"
+        )
+        dagster = subprocess.Popen(
+            [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml"]
+            + ["-h", "127.0.0.1", "-p", str(dagster_port)],
+            env=env,
+        )
+        # `dagster dev` stops its webserver, daemon and code server on SIGINT; give it time,
+        # so no run worker is left behind.
+        children.insert(0, (dagster, 60))
         dagster.wait()
     except KeyboardInterrupt:
         console.print("stopping")
     finally:
-        # `dagster dev` stops its webserver, daemon and code server on SIGINT; give it time,
-        # so no run worker is left behind.
-        for child, grace in ((dagster, 60), (api, 10), (sandbox, 10)):
-            if child is None or child.poll() is not None:
+        for child, grace in children:
+            if child.poll() is not None:
                 continue
             child.send_signal(signal.SIGINT)
             try:
                 child.wait(grace)
             except subprocess.TimeoutExpired:
                 child.kill()
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _start_sandbox_apollo(env: dict[str, str]) -> subprocess.Popen[str] | None:
+    """In sandbox mode enrichment runs talk to a fake Apollo on loopback, never to the real
+    one; its address goes into `env`."""
+    from outreach_core.sandbox.apollo import DEFAULT_RATE_LIMIT_PER_MINUTE
+    from outreach_core.settings import get_settings
+
+    if get_settings().provider_mode != "sandbox":
+        return None
+    sandbox = subprocess.Popen(
+        [sys.executable, "-m", "outreach_core.sandbox.apollo", "--port", "0"]
+        + ["--latency", "0.05", "--rate-limit", str(DEFAULT_RATE_LIMIT_PER_MINUTE)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert sandbox.stdout is not None
+    env["APOLLO_BASE_URL"] = sandbox.stdout.readline().strip()
+    env.setdefault("APOLLO_API_KEY", "sandbox-key")
+    console.print(f"sandbox Apollo on {env['APOLLO_BASE_URL']}")
+    return sandbox
 
 
 if __name__ == "__main__":
