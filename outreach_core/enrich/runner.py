@@ -70,13 +70,13 @@ from outreach_core.enrich.errors import (
     RequestRejected,
     TransientError,
 )
-from outreach_core.enrich.ratelimit import PgRateLimiter
 from outreach_core.enrich.resilience import (
     BreakerState,
     CircuitBreaker,
     RetryEvent,
     RetryPolicy,
 )
+from outreach_core.ratelimit import PgRateLimiter, RateLimitReached
 
 __all__ = ["ApolloConnection", "EnrichOptions", "EnrichStats", "StopReason", "enrich_sector"]
 
@@ -285,14 +285,21 @@ class _RunGate:
         self._limiter = limiter
 
     def before_request(self, endpoint: str, people: int) -> None:
-        self._limiter.before_request(endpoint, people)
+        try:
+            self._limiter.acquire()
+        except RateLimitReached as exc:
+            raise RateLimited(
+                str(exc), retry_after=exc.retry_after, status_code=None, endpoint=endpoint
+            ) from exc
         self._run.mark_sent()
 
     def after_response(
         self, endpoint: str, status_code: int, quota: QuotaInfo, retry_after: float | None
     ) -> None:
-        self._limiter.after_response(endpoint, status_code, quota, retry_after)
         if status_code == 429:
+            # Every process waits as told, not just this worker.
+            if retry_after is not None and retry_after > 0:
+                self._limiter.pause(retry_after)
             self._run.count(http_429=1)
 
 

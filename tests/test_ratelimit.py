@@ -11,9 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from outreach_core.db.engine import app_engine
-from outreach_core.enrich.apollo_client import QuotaInfo
-from outreach_core.enrich.errors import RateLimited
-from outreach_core.enrich.ratelimit import PgRateLimiter
+from outreach_core.ratelimit import PgRateLimiter, RateLimitReached
 
 MINUTE = 1_800_000_000.0  # a UTC minute boundary (divisible by 60)
 
@@ -74,7 +72,7 @@ def test_limit_holds_across_threads_and_the_rest_wait_for_the_next_window() -> N
         )
         start.wait()
         for _ in range(4):
-            limiter.before_request("/api/v1/people/match", 1)
+            limiter.acquire()
             with lock:
                 done.append(clock())
 
@@ -108,7 +106,7 @@ def test_every_window_must_have_room_and_a_full_one_takes_nothing_from_the_other
         pace_margin=None,
     )
     for _ in range(7):
-        limiter.before_request("/x", 1)
+        limiter.acquire()
     # 5 in the first minute, 1 in the next, then the hour was full until its end.
     assert clock.wakes == [MINUTE + 60, hour + 3600]
     windows = _windows(provider)
@@ -129,14 +127,14 @@ def test_max_wait_raises_instead_of_sleeping() -> None:
         max_wait=120,
         pace_margin=None,
     )
-    limiter.before_request("/x", 1)
-    with pytest.raises(RateLimited) as info:
-        limiter.before_request("/x", 1)
+    limiter.acquire()
+    with pytest.raises(RateLimitReached) as info:
+        limiter.acquire()
     assert info.value.retry_after > 120
     assert clock.wakes == []
 
 
-def test_a_429_pauses_every_limiter_of_the_provider() -> None:
+def test_a_pause_holds_every_limiter_of_the_key() -> None:
     provider = _provider()
     clock = FakeClock(MINUTE + 5)
     first = PgRateLimiter(
@@ -149,20 +147,18 @@ def test_a_429_pauses_every_limiter_of_the_provider() -> None:
         app_engine(), _provider(), {"minute": 50}, clock=clock, sleep=clock.sleep, pace_margin=None
     )
 
-    first.after_response("/x", 429, QuotaInfo(), 30.0)
-    other.before_request("/x", 1)  # another provider is not paused
+    first.pause(30.0)
+    other.acquire()  # another provider is not paused
     assert clock.wakes == []
 
-    second.before_request("/x", 1)
+    second.acquire()
     assert clock.wakes == [MINUTE + 35]
     # A shorter Retry-After later never shortens a pause already in force.
-    first.after_response("/x", 429, QuotaInfo(), 60.0)
-    second.after_response("/x", 429, QuotaInfo(), 1.0)
-    first.before_request("/x", 1)
+    first.pause(60.0)
+    second.pause(1.0)
+    first.acquire()
     assert clock.wakes == [MINUTE + 35, MINUTE + 95]
-    # Non-429 answers do not pause.
-    first.after_response("/x", 200, QuotaInfo(), None)
-    first.before_request("/x", 1)
+    first.acquire()
     assert len(clock.wakes) == 2
 
 
@@ -172,6 +168,10 @@ def test_in_flight_is_capped_per_process() -> None:
         assert not limiter._in_flight.acquire(blocking=False)
     assert limiter._in_flight.acquire(blocking=False)
     limiter._in_flight.release()
+    # Without a cap, nothing holds a caller back.
+    uncapped = PgRateLimiter(app_engine(), _provider(), {"minute": 5})
+    with uncapped.in_flight(), uncapped.in_flight(), uncapped.in_flight():
+        pass
 
 
 def test_requests_are_spaced_evenly_across_limiters_below_the_smallest_window_rate() -> None:
@@ -191,12 +191,12 @@ def test_requests_are_spaced_evenly_across_limiters_below_the_smallest_window_ra
     )
     sent = []
     for limiter in (first, second, first, second, second):
-        limiter.before_request("/x", 1)
+        limiter.acquire()
         sent.append(clock())
     assert sent == [MINUTE + 30 + 2 * i for i in range(5)]
     # Idle time is not banked: after a pause the next request goes at once, the
     # following one a full interval later.
     clock.t += 100
-    first.before_request("/x", 1)
-    second.before_request("/x", 1)
+    first.acquire()
+    second.acquire()
     assert clock() - (MINUTE + 30 + 8 + 100) == 2

@@ -1,5 +1,7 @@
-"""A provider rate limiter whose state lives in PostgreSQL, so the limits hold across
-threads, processes and concurrent Dagster runs (DESIGN.md, Scale-out).
+"""The rate limiter every provider call goes through (Apollo lookups, SMS per sending
+number, ...). Its state lives in PostgreSQL, so the limits hold across threads, processes
+and concurrent Dagster runs (DESIGN.md, Scale-out). A limiter is named by its key: a
+provider ("apollo") or one of its resources ("twilio:+12125550100").
 
 Fixed windows aligned to UTC (minute, hour, day). Taking a request slot is one
 ``INSERT ... ON CONFLICT DO UPDATE ... WHERE used < limit RETURNING`` per window, all in
@@ -15,11 +17,13 @@ spaces them evenly at ``pace_margin`` below the smallest window's rate. Each req
 the next send time in one atomic upsert and sleeps until it; any 60-second span then holds
 at most the per-minute limit, however the provider aligns its windows.
 
-Implements the Apollo client's ``RequestGate``::
+Usage::
 
-    limiter = PgRateLimiter(app_engine(), "apollo", defaults.FREE_PLAN_LIMITS)
-    with ApolloClient(url, key, gate=limiter) as apollo, limiter.in_flight():
-        ...
+    limiter = PgRateLimiter(app_engine(), "twilio:+12125550100", {"minute": 3_000})
+    with limiter.in_flight():
+        limiter.acquire()      # blocks until a slot is ours (or raises RateLimitReached)
+        ...call the provider...
+    limiter.pause(30)          # on a 429: every process waits 30 s
 """
 
 from __future__ import annotations
@@ -28,16 +32,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, text
 
-from outreach_core.enrich import defaults
-from outreach_core.enrich.apollo_client import QuotaInfo
-from outreach_core.enrich.errors import RateLimited
-
-__all__ = ["WINDOW_SECONDS", "PgRateLimiter", "window_start"]
+__all__ = ["WINDOW_SECONDS", "PgRateLimiter", "RateLimitReached", "window_start"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,15 @@ _PURGE = text("""
 """)
 
 
+class RateLimitReached(Exception):
+    """The next free slot is further away than the caller is willing to wait."""
+
+    def __init__(self, key: str, retry_after: float) -> None:
+        super().__init__(f"{key}: rate limit reached, next slot in {retry_after:.0f}s")
+        self.key = key
+        self.retry_after = retry_after
+
+
 def window_start(window: str, now: float) -> float:
     """Start (epoch seconds) of the UTC-aligned fixed window containing ``now``."""
     size = WINDOW_SECONDS[window]
@@ -77,14 +86,14 @@ def _ts(epoch: float) -> datetime:
 
 
 class PgRateLimiter:
-    """``RequestGate`` backed by ``provider_rate_windows`` and ``provider_pauses``.
+    """Limits backed by ``provider_rate_windows``, ``provider_pauses`` and ``provider_pacing``.
 
     ``limits`` maps window kind (``minute``/``hour``/``day``) to requests allowed per
-    window; one HTTP request (a bulk_match of 10 people included) takes one slot.
+    window; one call (a bulk request of 10 people, one SMS) takes one slot.
     ``max_wait``: when the next free slot is further away than this many seconds,
-    ``before_request`` raises ``RateLimited`` instead of sleeping (e.g. the daily quota is
-    spent: end the run cleanly, resume later). ``in_flight()`` caps concurrent requests
-    of this process (``max_in_flight``).
+    ``acquire`` raises ``RateLimitReached`` instead of sleeping (e.g. the daily quota is
+    spent: end the run cleanly, resume later). ``in_flight()`` caps concurrent calls of
+    this process at ``max_in_flight`` (None: no cap).
     """
 
     def __init__(
@@ -95,7 +104,7 @@ class PgRateLimiter:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
-        max_in_flight: int = defaults.MAX_IN_FLIGHT,
+        max_in_flight: int | None = None,
         max_wait: float | None = None,
         pace_margin: float | None = 0.02,
     ) -> None:
@@ -117,13 +126,14 @@ class PgRateLimiter:
             window = min(self.limits, key=lambda w: WINDOW_SECONDS[w])
             seconds = WINDOW_SECONDS[window] / (self.limits[window] * (1 - pace_margin))
             self.interval = timedelta(seconds=seconds)
-        self._in_flight = threading.BoundedSemaphore(max_in_flight)
+        self._in_flight = (
+            threading.BoundedSemaphore(max_in_flight) if max_in_flight is not None else None
+        )
         self._last_purge_day: float | None = None
         self.waits = 0  # times this instance had to sleep (full window or pause)
 
-    # -- RequestGate -----------------------------------------------------------------
-
-    def before_request(self, endpoint: str, people: int) -> None:
+    def acquire(self) -> None:
+        """Block until this process may make one call; every window counts it."""
         while True:
             # A fresh slot after every wait: workers woken together by a pause or a new
             # window still go out one interval apart.
@@ -133,35 +143,22 @@ class PgRateLimiter:
             if wait is None:
                 return
             if self.max_wait is not None and wait > self.max_wait:
-                raise RateLimited(
-                    f"{self.provider}: rate limit reached, next slot in {wait:.0f}s",
-                    retry_after=wait,
-                    status_code=None,
-                    endpoint=endpoint,
-                )
+                raise RateLimitReached(self.provider, wait)
             self.waits += 1
             logger.debug("%s rate limit: waiting %.2fs", self.provider, wait)
             self.sleep(wait)
-
-    def after_response(
-        self, endpoint: str, status_code: int, quota: QuotaInfo, retry_after: float | None
-    ) -> None:
-        if status_code == 429 and retry_after is not None and retry_after > 0:
-            self.pause(retry_after)
-
-    # -- helpers ---------------------------------------------------------------------
 
     def pause(self, seconds: float) -> None:
         """Make every process wait ``seconds`` from now before the next request."""
         until = _ts(self.clock() + seconds)
         with self.engine.begin() as conn:
             conn.execute(_PAUSE, {"provider": self.provider, "until": until})
-        logger.warning("%s answered 429: all workers pause for %.1fs", self.provider, seconds)
+        logger.warning("%s: every worker pauses for %.1fs", self.provider, seconds)
 
     @contextmanager
     def in_flight(self) -> Iterator[None]:
-        """Hold one of this process's in-flight request slots for the duration."""
-        with self._in_flight:
+        """Hold one of this process's in-flight call slots for the duration."""
+        with self._in_flight if self._in_flight is not None else nullcontext():
             yield
 
     def _wait_for_turn(self) -> None:
