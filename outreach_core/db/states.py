@@ -60,6 +60,54 @@ CACHE_SETTLED = (
 )
 
 
+class CampaignType(StrEnum):
+    SMS = "sms"
+    EMAIL = "email"
+    VOICE = "voice"
+    MULTI = "multi"
+
+
+# Accepted as types today; only these can send (the others are refused with a message).
+SENDABLE_CAMPAIGN_TYPES = (CampaignType.SMS,)
+
+
+class CampaignStatus(StrEnum):
+    """draft -> scheduled -> active <-> paused -> completed; cancelled from any live state."""
+
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+CAMPAIGN_FINAL = (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED)
+CAMPAIGN_TRANSITIONS: dict[CampaignStatus, frozenset[CampaignStatus]] = {
+    CampaignStatus.DRAFT: frozenset({CampaignStatus.SCHEDULED, CampaignStatus.CANCELLED}),
+    CampaignStatus.SCHEDULED: frozenset(
+        {CampaignStatus.ACTIVE, CampaignStatus.PAUSED, CampaignStatus.CANCELLED}
+    ),
+    CampaignStatus.ACTIVE: frozenset(
+        {CampaignStatus.PAUSED, CampaignStatus.COMPLETED, CampaignStatus.CANCELLED}
+    ),
+    CampaignStatus.PAUSED: frozenset(
+        {CampaignStatus.ACTIVE, CampaignStatus.COMPLETED, CampaignStatus.CANCELLED}
+    ),
+    # Final: a finished campaign has nothing left to cancel.
+    CampaignStatus.COMPLETED: frozenset(),
+    CampaignStatus.CANCELLED: frozenset(),
+}
+
+
+class NumberStatus(StrEnum):
+    """A team's sending number: usable, or halted (e.g. the carrier refused it as an
+    unregistered sender) until someone looks at it."""
+
+    ACTIVE = "active"
+    HALTED = "halted"
+
+
 def sql_in(column: str, values: Iterable[StrEnum]) -> str:
     """`column IN ('a', 'b')` for CHECK constraints and partial indexes (values are ours)."""
     return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"

@@ -33,7 +33,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from outreach_core.db.states import (
     CACHE_IN_FLIGHT,
     CacheStatus,
+    CampaignStatus,
+    CampaignType,
     EnrichmentStatus,
+    NumberStatus,
     UploadStatus,
     lead_open_for_enrichment,
     sql_in,
@@ -406,6 +409,92 @@ class EnrichmentCache(Base):
     reservation_id: Mapped[uuid.UUID | None]
 
 
+class SendingNumber(Base):
+    """A phone number a team sends from: bought through Twilio for the team (or configured),
+    never shared: a number belongs to one team only."""
+
+    __tablename__ = "sending_numbers"
+    __table_args__ = (
+        ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
+        UniqueConstraint("phone_number"),
+        CheckConstraint(sql_in("status", NumberStatus), name="status"),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    phone_number: Mapped[str] = mapped_column(String(20))
+    provider_sid: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[NumberStatus] = mapped_column(
+        _state(NumberStatus, 20), server_default=NumberStatus.ACTIVE.value
+    )
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+
+
+class Campaign(Base):
+    """A campaign is a row: it survives restarts, and every change of its status is in
+    `campaign_events`."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(
+            ["team_id", "sending_number_id"], ["sending_numbers.team_id", "sending_numbers.id"]
+        ),
+        CheckConstraint(sql_in("status", CampaignStatus), name="status"),
+        CheckConstraint(sql_in("type", CampaignType), name="type"),
+        CheckConstraint("daily_limit > 0", name="daily_limit_positive"),
+        CheckConstraint("budget IS NULL OR budget >= 0", name="budget_non_negative"),
+        Index("ix_campaigns_status", "status", "team_id"),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[CampaignType] = mapped_column(_state(CampaignType, 10))
+    status: Mapped[CampaignStatus] = mapped_column(
+        _state(CampaignStatus, 20), server_default=CampaignStatus.DRAFT.value
+    )
+    # Why it is in its status, when something other than a person put it there.
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    selection: Mapped[dict[str, Any]]
+    template: Mapped[str] = mapped_column(Text)
+    schedule_start: Mapped[datetime | None]
+    daily_limit: Mapped[int] = mapped_column(Integer)
+    budget: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    persona: Mapped[str] = mapped_column(String(80))
+    sending_number_id: Mapped[uuid.UUID | None]
+    messaging_service_sid: Mapped[str | None] = mapped_column(String(40))
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+
+class CampaignEvent(Base):
+    """The campaign's audit log, append-only (the application role may only insert and
+    read it): who or what did what, when and why."""
+
+    __tablename__ = "campaign_events"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["team_id", "campaign_id"], ["campaigns.team_id", "campaigns.id"], ondelete="CASCADE"
+        ),
+        Index("ix_campaign_events_campaign", "team_id", "campaign_id", "id"),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    campaign_id: Mapped[uuid.UUID]
+    at: Mapped[datetime] = _now()
+    actor: Mapped[str] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(40))
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str | None] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any] | None]
+
+
+# Last, so that it sees every table above.
 TENANT_TABLES: tuple[str, ...] = tuple(
     t.name for t in Base.metadata.sorted_tables if "team_id" in t.columns
 )

@@ -1,0 +1,126 @@
+"""campaigns: sending numbers (one team each), campaigns as rows with a status machine, and
+their append-only audit log
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-03 07:10:00.000000
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+from outreach_core.db.rls import enable_tenant_rls
+from outreach_core.db.states import CampaignStatus, CampaignType, NumberStatus, sql_in
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def _now(name: str) -> sa.Column:  # type: ignore[type-arg]
+    return sa.Column(
+        name, sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+    )
+
+
+def _team_fk(table: str) -> sa.ForeignKeyConstraint:
+    return sa.ForeignKeyConstraint(
+        ["team_id"], ["teams.id"], name=op.f(f"fk_{table}_team_id_teams"), ondelete="CASCADE"
+    )
+
+
+def upgrade() -> None:
+    op.create_table(
+        "sending_numbers",
+        sa.Column("team_id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("phone_number", sa.String(20), nullable=False),
+        sa.Column("provider_sid", sa.String(64), nullable=True),
+        sa.Column(
+            "status", sa.String(20), server_default=NumberStatus.ACTIVE.value, nullable=False
+        ),
+        sa.Column("status_reason", sa.Text(), nullable=True),
+        _now("created_at"),
+        sa.CheckConstraint(sql_in("status", NumberStatus), name=op.f("ck_sending_numbers_status")),
+        _team_fk("sending_numbers"),
+        sa.PrimaryKeyConstraint("team_id", "id", name=op.f("pk_sending_numbers")),
+        # Global, not per team: a number is never shared across teams.
+        sa.UniqueConstraint("phone_number", name=op.f("uq_sending_numbers_phone_number")),
+    )
+    op.create_table(
+        "campaigns",
+        sa.Column("team_id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("type", sa.String(10), nullable=False),
+        sa.Column(
+            "status", sa.String(20), server_default=CampaignStatus.DRAFT.value, nullable=False
+        ),
+        sa.Column("status_reason", sa.Text(), nullable=True),
+        sa.Column("selection", postgresql.JSONB(), nullable=False),
+        sa.Column("template", sa.Text(), nullable=False),
+        sa.Column("schedule_start", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("daily_limit", sa.Integer(), nullable=False),
+        sa.Column("budget", sa.Numeric(12, 2), nullable=True),
+        sa.Column("persona", sa.String(80), nullable=False),
+        sa.Column("sending_number_id", sa.UUID(), nullable=True),
+        sa.Column("messaging_service_sid", sa.String(40), nullable=True),
+        sa.Column("created_by", sa.String(120), nullable=False),
+        _now("created_at"),
+        _now("updated_at"),
+        sa.CheckConstraint(sql_in("status", CampaignStatus), name=op.f("ck_campaigns_status")),
+        sa.CheckConstraint(sql_in("type", CampaignType), name=op.f("ck_campaigns_type")),
+        sa.CheckConstraint("daily_limit > 0", name=op.f("ck_campaigns_daily_limit_positive")),
+        sa.CheckConstraint(
+            "budget IS NULL OR budget >= 0", name=op.f("ck_campaigns_budget_non_negative")
+        ),
+        _team_fk("campaigns"),
+        sa.ForeignKeyConstraint(
+            ["team_id", "sending_number_id"],
+            ["sending_numbers.team_id", "sending_numbers.id"],
+            name=op.f("fk_campaigns_team_id_sending_numbers"),
+        ),
+        sa.PrimaryKeyConstraint("team_id", "id", name=op.f("pk_campaigns")),
+    )
+    op.create_index("ix_campaigns_status", "campaigns", ["status", "team_id"])
+    op.create_table(
+        "campaign_events",
+        sa.Column("team_id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("campaign_id", sa.UUID(), nullable=False),
+        _now("at"),
+        sa.Column("actor", sa.String(120), nullable=False),
+        sa.Column("action", sa.String(40), nullable=False),
+        sa.Column("from_status", sa.String(20), nullable=True),
+        sa.Column("to_status", sa.String(20), nullable=True),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("details", postgresql.JSONB(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["team_id", "campaign_id"],
+            ["campaigns.team_id", "campaigns.id"],
+            name=op.f("fk_campaign_events_team_id_campaigns"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("team_id", "id", name=op.f("pk_campaign_events")),
+    )
+    op.create_index(
+        "ix_campaign_events_campaign", "campaign_events", ["team_id", "campaign_id", "id"]
+    )
+    role = op.get_context().config.attributes["app_role"]
+    for table in ("sending_numbers", "campaigns", "campaign_events"):
+        enable_tenant_rls(table)
+    for table in ("sending_numbers", "campaigns"):
+        op.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO "{role}"')
+    # Append-only for the application: what happened stays as it was written.
+    op.execute(f'GRANT SELECT, INSERT ON campaign_events TO "{role}"')
+    op.execute(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+
+
+def downgrade() -> None:
+    op.drop_table("campaign_events")
+    op.drop_table("campaigns")
+    op.drop_table("sending_numbers")

@@ -1,0 +1,165 @@
+"""Campaigns as rows: created as drafts, moved through their status machine
+(`CAMPAIGN_TRANSITIONS` in db/states.py) one locked row at a time, every change written to
+the append-only `campaign_events` in the same transaction. Nothing about a campaign lives
+in process memory, so a restart loses nothing."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from outreach_core.db.engine import tenant_session
+from outreach_core.db.states import CAMPAIGN_TRANSITIONS, CampaignStatus, CampaignType
+from outreach_core.db.tables import Campaign, CampaignEvent
+from outreach_core.messaging import defaults
+
+
+class CampaignNotFound(LookupError):
+    def __init__(self, campaign_id: uuid.UUID) -> None:
+        super().__init__(f"no campaign {campaign_id}")
+        self.campaign_id = campaign_id
+
+
+class InvalidTransition(ValueError):
+    """A status change the machine does not allow (the API answers 409 with this text)."""
+
+    def __init__(self, current: CampaignStatus, wanted: CampaignStatus) -> None:
+        allowed = sorted(CAMPAIGN_TRANSITIONS[current])
+        then = f"it can go to {', '.join(allowed)}" if allowed else "it is final"
+        super().__init__(f"a {current} campaign cannot become {wanted}; {then}")
+        self.current = current
+        self.wanted = wanted
+
+
+@dataclass(frozen=True)
+class NewCampaign:
+    """What a campaign is created with; the selection is stored as given (JSON)."""
+
+    name: str
+    type: CampaignType
+    selection: dict[str, Any]
+    template: str
+    schedule_start: datetime | None = None
+    daily_limit: int = defaults.CAMPAIGN_DAILY_LIMIT
+    budget: Decimal | None = None
+    persona: str = defaults.CAMPAIGN_PERSONA
+    sending_number_id: uuid.UUID | None = None
+    messaging_service_sid: str | None = None
+
+
+def create_campaign(team_id: uuid.UUID, new: NewCampaign, actor: str) -> Campaign:
+    """A draft, with its first audit entry."""
+    with tenant_session(team_id) as session:
+        campaign = Campaign(
+            team_id=team_id,
+            id=uuid.uuid4(),
+            name=new.name,
+            type=new.type,
+            status=CampaignStatus.DRAFT,
+            selection=new.selection,
+            template=new.template,
+            schedule_start=new.schedule_start,
+            daily_limit=new.daily_limit,
+            budget=new.budget,
+            persona=new.persona,
+            sending_number_id=new.sending_number_id,
+            messaging_service_sid=new.messaging_service_sid,
+            created_by=actor,
+        )
+        session.add(campaign)
+        session.flush()
+        _record(session, campaign, actor, "created", None, CampaignStatus.DRAFT, None)
+        return campaign
+
+
+def transition(
+    team_id: uuid.UUID,
+    campaign_id: uuid.UUID,
+    to: CampaignStatus,
+    actor: str,
+    reason: str | None = None,
+) -> Campaign:
+    """Move the campaign to `to` if the machine allows it from where it is now. The row is
+    locked for the change, so two concurrent requests (a pause and a resume, a person and
+    the send engine) are decided one after the other against the status each one sees."""
+    with tenant_session(team_id) as session:
+        return transition_in(session, campaign_id, to, actor, reason)
+
+
+def transition_in(
+    session: Session,
+    campaign_id: uuid.UUID,
+    to: CampaignStatus,
+    actor: str,
+    reason: str | None = None,
+) -> Campaign:
+    """`transition` inside the caller's transaction (the send engine pauses a campaign in
+    the transaction that finds its budget spent)."""
+    campaign = session.scalar(
+        select(Campaign).where(Campaign.id == campaign_id).with_for_update()
+    )
+    if campaign is None:
+        raise CampaignNotFound(campaign_id)
+    current = campaign.status
+    if to not in CAMPAIGN_TRANSITIONS[current]:
+        raise InvalidTransition(current, to)
+    campaign.status = to
+    campaign.status_reason = reason
+    campaign.updated_at = datetime.now(UTC)
+    session.flush()
+    _record(session, campaign, actor, "status", current, to, reason)
+    return campaign
+
+
+def get_campaign(team_id: uuid.UUID, campaign_id: uuid.UUID) -> Campaign:
+    with tenant_session(team_id) as session:
+        campaign = session.get(Campaign, (team_id, campaign_id))
+    if campaign is None:
+        raise CampaignNotFound(campaign_id)
+    return campaign
+
+
+def list_campaigns(team_id: uuid.UUID) -> list[Campaign]:
+    """The team's campaigns, newest first."""
+    with tenant_session(team_id) as session:
+        query = select(Campaign).order_by(Campaign.created_at.desc(), Campaign.id)
+        return list(session.scalars(query))
+
+
+def campaign_events(team_id: uuid.UUID, campaign_id: uuid.UUID) -> list[CampaignEvent]:
+    """The audit log of one campaign, oldest first."""
+    with tenant_session(team_id) as session:
+        query = (
+            select(CampaignEvent)
+            .where(CampaignEvent.campaign_id == campaign_id)
+            .order_by(CampaignEvent.id)
+        )
+        return list(session.scalars(query))
+
+
+def _record(
+    session: Session,
+    campaign: Campaign,
+    actor: str,
+    action: str,
+    from_status: CampaignStatus | None,
+    to_status: CampaignStatus | None,
+    reason: str | None,
+) -> None:
+    session.add(
+        CampaignEvent(
+            team_id=campaign.team_id,
+            campaign_id=campaign.id,
+            actor=actor,
+            action=action,
+            from_status=from_status,
+            to_status=to_status,
+            reason=reason,
+        )
+    )
