@@ -108,6 +108,58 @@ class NumberStatus(StrEnum):
     HALTED = "halted"
 
 
+class PhoneFlag(StrEnum):
+    """What a team knows about a phone that stops messages to it."""
+
+    SUPPRESSED = "suppressed"  # opted out, blocked us, or on the team's own list
+    INVALID = "invalid"  # the provider says it is not a valid mobile number
+    LANDLINE = "landline"  # cannot receive SMS
+
+
+class MessageStatus(StrEnum):
+    """An outbound message in the outbox. `pending` waits for its time; `claimed` is
+    committed before the provider is called (after a crash, recovery asks the provider
+    whether it went out); then the provider's own statuses, which only move forward
+    (`MESSAGE_PROGRESS`); `blocked` by a guardrail for good, with the reason; `cancelled`
+    with its campaign before it was sent."""
+
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    ACCEPTED = "accepted"
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    READ = "read"
+    CANCELED = "canceled"  # the provider's spelling: it cancelled a scheduled message
+    BLOCKED = "blocked"
+    CANCELLED = "cancelled"
+
+
+# How far along a message is: a status callback never moves it back (a late `sent` after
+# `delivered` changes nothing). Final statuses share the top rank.
+MESSAGE_PROGRESS: dict[MessageStatus, int] = {
+    MessageStatus.PENDING: 0,
+    MessageStatus.CLAIMED: 1,
+    MessageStatus.ACCEPTED: 2,
+    MessageStatus.SCHEDULED: 2,
+    MessageStatus.QUEUED: 2,
+    MessageStatus.SENDING: 3,
+    MessageStatus.SENT: 4,
+    MessageStatus.DELIVERED: 5,
+    MessageStatus.UNDELIVERED: 5,
+    MessageStatus.FAILED: 5,
+    MessageStatus.READ: 5,
+    MessageStatus.CANCELED: 5,
+    MessageStatus.BLOCKED: 5,
+    MessageStatus.CANCELLED: 5,
+}
+MESSAGE_UNSENT = (MessageStatus.PENDING, MessageStatus.CLAIMED)
+
+
 def sql_in(column: str, values: Iterable[StrEnum]) -> str:
     """`column IN ('a', 'b')` for CHECK constraints and partial indexes (values are ours)."""
     return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"

@@ -36,7 +36,9 @@ from outreach_core.db.states import (
     CampaignStatus,
     CampaignType,
     EnrichmentStatus,
+    MessageStatus,
     NumberStatus,
+    PhoneFlag,
     UploadStatus,
     lead_open_for_enrichment,
     sql_in,
@@ -492,6 +494,74 @@ class CampaignEvent(Base):
     to_status: Mapped[str | None] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict[str, Any] | None]
+
+
+class PhoneFlagRow(Base):
+    """A phone the team must not (or cannot) text, why, and since when. Suppression is the
+    team's list plus every opt-out any of its numbers received."""
+
+    __tablename__ = "phone_flags"
+    __table_args__ = (
+        ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
+        CheckConstraint(sql_in("flag", PhoneFlag), name="flag"),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20, collation="C"), primary_key=True)
+    flag: Mapped[PhoneFlag] = mapped_column(_state(PhoneFlag, 20), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    # The message that told us (an inbound STOP, a provider error on one of ours).
+    source: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+
+
+class Message(Base):
+    """The outbox: one row per (campaign, lead, step), committed before the provider is
+    called, so a crash can never make a second one."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["team_id", "campaign_id"], ["campaigns.team_id", "campaigns.id"], ondelete="CASCADE"
+        ),
+        ForeignKeyConstraint(["team_id", "lead_id"], ["leads.team_id", "leads.id"]),
+        ForeignKeyConstraint(
+            ["team_id", "sending_number_id"], ["sending_numbers.team_id", "sending_numbers.id"]
+        ),
+        UniqueConstraint("team_id", "campaign_id", "lead_id", "step"),
+        UniqueConstraint("provider_sid"),
+        CheckConstraint(sql_in("status", MessageStatus), name="status"),
+        Index("ix_messages_due", "team_id", "campaign_id", "status", "not_before"),
+        Index("ix_messages_to_phone", "team_id", "to_phone", "created_at"),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    campaign_id: Mapped[uuid.UUID]
+    lead_id: Mapped[int] = mapped_column(BigInteger)
+    step: Mapped[int] = mapped_column(Integer, server_default="0")
+    to_phone: Mapped[str] = mapped_column(String(20, collation="C"))
+    sending_number_id: Mapped[uuid.UUID | None]
+    body: Mapped[str] = mapped_column(Text)
+    segments: Mapped[int] = mapped_column(Integer)
+    status: Mapped[MessageStatus] = mapped_column(
+        _state(MessageStatus, 20), server_default=MessageStatus.PENDING.value
+    )
+    # Not sent before this time (the schedule, or the next window after quiet hours).
+    not_before: Mapped[datetime] = _now()
+    # The last guardrail that held it back (rescheduled), or that blocked it for good.
+    block_reason: Mapped[str | None] = mapped_column(String(40))
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    provider_sid: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    price: Mapped[Decimal | None] = mapped_column(Numeric(12, 5))
+    price_unit: Mapped[str | None] = mapped_column(String(3))
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
 
 
 # Last, so that it sees every table above.

@@ -1,5 +1,6 @@
-"""campaigns: sending numbers (one team each), campaigns as rows with a status machine, and
-their append-only audit log
+"""campaigns: sending numbers (one team each), campaigns as rows with a status machine,
+their append-only audit log, phone flags (suppressed, invalid, landline) and the outbox of
+messages
 
 Revision ID: 0007
 Revises: 0006
@@ -13,7 +14,14 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 from outreach_core.db.rls import enable_tenant_rls
-from outreach_core.db.states import CampaignStatus, CampaignType, NumberStatus, sql_in
+from outreach_core.db.states import (
+    CampaignStatus,
+    CampaignType,
+    MessageStatus,
+    NumberStatus,
+    PhoneFlag,
+    sql_in,
+)
 
 revision = "0007"
 down_revision = "0006"
@@ -110,10 +118,77 @@ def upgrade() -> None:
     op.create_index(
         "ix_campaign_events_campaign", "campaign_events", ["team_id", "campaign_id", "id"]
     )
+    op.create_table(
+        "phone_flags",
+        sa.Column("team_id", sa.UUID(), nullable=False),
+        sa.Column("phone", sa.String(20, collation="C"), nullable=False),
+        sa.Column("flag", sa.String(20), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("source", sa.Text(), nullable=True),
+        _now("created_at"),
+        sa.CheckConstraint(sql_in("flag", PhoneFlag), name=op.f("ck_phone_flags_flag")),
+        _team_fk("phone_flags"),
+        sa.PrimaryKeyConstraint("team_id", "phone", "flag", name=op.f("pk_phone_flags")),
+    )
+    op.create_table(
+        "messages",
+        sa.Column("team_id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("campaign_id", sa.UUID(), nullable=False),
+        sa.Column("lead_id", sa.BigInteger(), nullable=False),
+        sa.Column("step", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("to_phone", sa.String(20, collation="C"), nullable=False),
+        sa.Column("sending_number_id", sa.UUID(), nullable=True),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("segments", sa.Integer(), nullable=False),
+        sa.Column(
+            "status", sa.String(20), server_default=MessageStatus.PENDING.value, nullable=False
+        ),
+        _now("not_before"),
+        sa.Column("block_reason", sa.String(40), nullable=True),
+        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("provider_sid", sa.String(64), nullable=True),
+        sa.Column("error_code", sa.Integer(), nullable=True),
+        sa.Column("error_message", sa.Text(), nullable=True),
+        sa.Column("price", sa.Numeric(12, 5), nullable=True),
+        sa.Column("price_unit", sa.String(3), nullable=True),
+        sa.Column("claimed_by", sa.String(64), nullable=True),
+        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        _now("created_at"),
+        _now("updated_at"),
+        sa.CheckConstraint(sql_in("status", MessageStatus), name=op.f("ck_messages_status")),
+        sa.ForeignKeyConstraint(
+            ["team_id", "campaign_id"],
+            ["campaigns.team_id", "campaigns.id"],
+            name=op.f("fk_messages_team_id_campaigns"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["team_id", "lead_id"],
+            ["leads.team_id", "leads.id"],
+            name=op.f("fk_messages_team_id_leads"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["team_id", "sending_number_id"],
+            ["sending_numbers.team_id", "sending_numbers.id"],
+            name=op.f("fk_messages_team_id_sending_numbers"),
+        ),
+        sa.PrimaryKeyConstraint("team_id", "id", name=op.f("pk_messages")),
+        sa.UniqueConstraint(
+            "team_id", "campaign_id", "lead_id", "step", name=op.f("uq_messages_team_id")
+        ),
+        sa.UniqueConstraint("provider_sid", name=op.f("uq_messages_provider_sid")),
+    )
+    op.create_index(
+        "ix_messages_due", "messages", ["team_id", "campaign_id", "status", "not_before"]
+    )
+    op.create_index("ix_messages_to_phone", "messages", ["team_id", "to_phone", "created_at"])
     role = op.get_context().config.attributes["app_role"]
-    for table in ("sending_numbers", "campaigns", "campaign_events"):
+    tables = ("sending_numbers", "campaigns", "campaign_events", "phone_flags", "messages")
+    for table in tables:
         enable_tenant_rls(table)
-    for table in ("sending_numbers", "campaigns"):
+    for table in ("sending_numbers", "campaigns", "phone_flags", "messages"):
         op.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO "{role}"')
     # Append-only for the application: what happened stays as it was written.
     op.execute(f'GRANT SELECT, INSERT ON campaign_events TO "{role}"')
@@ -121,6 +196,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("messages")
+    op.drop_table("phone_flags")
     op.drop_table("campaign_events")
     op.drop_table("campaigns")
     op.drop_table("sending_numbers")
