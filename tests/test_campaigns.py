@@ -23,6 +23,7 @@ from outreach_core.messaging.campaigns import (
     list_campaigns,
     transition,
 )
+from outreach_core.messaging.enrolment import LeadSelection
 
 S = CampaignStatus
 
@@ -31,13 +32,13 @@ def _new(name: str = "Spring plumbers") -> NewCampaign:
     return NewCampaign(
         name=name,
         type=CampaignType.SMS,
-        selection={"bucket_id": "ny-construction-plumbers", "min_score": 60},
+        selection=LeadSelection(bucket_id="ny-construction-plumbers", min_score=60),
         template="Hi {{firstName|there}}, quick question about {{companyName}}",
     )
 
 
 def test_a_new_campaign_is_a_draft_with_the_defaults_and_an_audit_entry(team) -> None:
-    campaign = create_campaign(team.team_id, _new(), actor="ann@acme.test")
+    campaign = create_campaign(team.team_id, _new(), actor="ann@acme.test").campaign
     assert campaign.status is S.DRAFT
     assert campaign.daily_limit == defaults.CAMPAIGN_DAILY_LIMIT
     assert campaign.persona == defaults.CAMPAIGN_PERSONA
@@ -46,7 +47,7 @@ def test_a_new_campaign_is_a_draft_with_the_defaults_and_an_audit_entry(team) ->
 
 
 def test_the_whole_life_of_a_campaign_is_in_its_audit_log(team) -> None:
-    campaign = create_campaign(team.team_id, _new(), actor="ann")
+    campaign = create_campaign(team.team_id, _new(), actor="ann").campaign
     steps = [
         (S.SCHEDULED, "ann", None),
         (S.ACTIVE, defaults.SYSTEM_ACTOR, "schedule start reached"),
@@ -75,7 +76,7 @@ def test_the_whole_life_of_a_campaign_is_in_its_audit_log(team) -> None:
 
 @pytest.mark.parametrize("current", list(S))
 def test_only_the_machines_transitions_are_allowed(team, current: CampaignStatus) -> None:
-    campaign = create_campaign(team.team_id, _new(), actor="ann")
+    campaign = create_campaign(team.team_id, _new(), actor="ann").campaign
     with tenant_session(team.team_id) as session:
         session.execute(
             text("UPDATE campaigns SET status = :s WHERE id = :i"),
@@ -95,7 +96,7 @@ def test_only_the_machines_transitions_are_allowed(team, current: CampaignStatus
 
 
 def test_concurrent_pause_and_resume_are_decided_one_after_the_other(team) -> None:
-    campaign = create_campaign(team.team_id, _new(), actor="ann")
+    campaign = create_campaign(team.team_id, _new(), actor="ann").campaign
     transition(team.team_id, campaign.id, S.SCHEDULED, "ann")
     transition(team.team_id, campaign.id, S.ACTIVE, "ann")
     outcomes: list[str] = []
@@ -121,7 +122,7 @@ def test_concurrent_pause_and_resume_are_decided_one_after_the_other(team) -> No
 
 
 def test_the_audit_log_is_append_only_for_the_application(team) -> None:
-    campaign = create_campaign(team.team_id, _new(), actor="ann")
+    campaign = create_campaign(team.team_id, _new(), actor="ann").campaign
     for statement in (
         "UPDATE campaign_events SET actor = 'mallory'",
         "DELETE FROM campaign_events",
@@ -135,8 +136,8 @@ def test_the_audit_log_is_append_only_for_the_application(team) -> None:
 
 
 def test_a_team_never_sees_or_changes_another_teams_campaigns(team, other_team) -> None:
-    ours = create_campaign(team.team_id, _new("ours"), actor="ann")
-    theirs = create_campaign(other_team.team_id, _new("theirs"), actor="zoe")
+    ours = create_campaign(team.team_id, _new("ours"), actor="ann").campaign
+    theirs = create_campaign(other_team.team_id, _new("theirs"), actor="zoe").campaign
     assert [c.name for c in list_campaigns(team.team_id)] == ["ours"]
     with pytest.raises(CampaignNotFound):
         get_campaign(team.team_id, theirs.id)

@@ -15,9 +15,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from outreach_core.db.engine import tenant_session
-from outreach_core.db.states import CAMPAIGN_TRANSITIONS, CampaignStatus, CampaignType
+from outreach_core.db.states import (
+    CAMPAIGN_TRANSITIONS,
+    SENDABLE_CAMPAIGN_TYPES,
+    CampaignStatus,
+    CampaignType,
+)
 from outreach_core.db.tables import Campaign, CampaignEvent
 from outreach_core.messaging import defaults
+from outreach_core.messaging.enrolment import LeadSelection, enrol
+from outreach_core.messaging.templates import parse_template
 
 
 class CampaignNotFound(LookupError):
@@ -37,13 +44,17 @@ class InvalidTransition(ValueError):
         self.wanted = wanted
 
 
+class NotSendable(ValueError):
+    """The campaign cannot start sending (its type is not built yet, it has no number)."""
+
+
 @dataclass(frozen=True)
 class NewCampaign:
-    """What a campaign is created with; the selection is stored as given (JSON)."""
+    """What a campaign is created with."""
 
     name: str
     type: CampaignType
-    selection: dict[str, Any]
+    selection: LeadSelection
     template: str
     schedule_start: datetime | None = None
     daily_limit: int = defaults.CAMPAIGN_DAILY_LIMIT
@@ -53,8 +64,18 @@ class NewCampaign:
     messaging_service_sid: str | None = None
 
 
-def create_campaign(team_id: uuid.UUID, new: NewCampaign, actor: str) -> Campaign:
-    """A draft, with its first audit entry."""
+@dataclass(frozen=True)
+class Created:
+    campaign: Campaign
+    added: int
+    left_out: dict[str, int]
+
+
+def create_campaign(team_id: uuid.UUID, new: NewCampaign, actor: str) -> Created:
+    """A draft with its leads' first messages in the outbox (or each lead's reason for being
+    left out) and its first audit entry, in one transaction. A template with an unknown
+    variable raises TemplateError before anything is written."""
+    template = parse_template(new.template)
     with tenant_session(team_id) as session:
         campaign = Campaign(
             team_id=team_id,
@@ -62,7 +83,7 @@ def create_campaign(team_id: uuid.UUID, new: NewCampaign, actor: str) -> Campaig
             name=new.name,
             type=new.type,
             status=CampaignStatus.DRAFT,
-            selection=new.selection,
+            selection=new.selection.model_dump(mode="json", exclude_none=True),
             template=new.template,
             schedule_start=new.schedule_start,
             daily_limit=new.daily_limit,
@@ -74,8 +95,36 @@ def create_campaign(team_id: uuid.UUID, new: NewCampaign, actor: str) -> Campaig
         )
         session.add(campaign)
         session.flush()
-        _record(session, campaign, actor, "created", None, CampaignStatus.DRAFT, None)
-        return campaign
+        start = new.schedule_start or datetime.now(UTC)
+        enrolled = enrol(session, campaign, new.selection, template, not_before=start)
+        _record(
+            session,
+            campaign,
+            actor,
+            "created",
+            None,
+            CampaignStatus.DRAFT,
+            None,
+            {"added": enrolled.added, "left_out": enrolled.left_out()},
+        )
+        return Created(campaign, enrolled.added, enrolled.left_out())
+
+
+def schedule_campaign(team_id: uuid.UUID, campaign_id: uuid.UUID, actor: str) -> Campaign:
+    """Draft -> scheduled: the send sensor starts it at its schedule start. Refused, with
+    the reason, for a type that cannot send yet or a campaign with no way to send."""
+    with tenant_session(team_id) as session:
+        campaign = session.get(Campaign, (team_id, campaign_id))
+        if campaign is None:
+            raise CampaignNotFound(campaign_id)
+        if campaign.type not in SENDABLE_CAMPAIGN_TYPES:
+            raise NotSendable(
+                f"{campaign.type} campaigns cannot send yet; only "
+                f"{', '.join(SENDABLE_CAMPAIGN_TYPES)} campaigns can"
+            )
+        if campaign.sending_number_id is None and campaign.messaging_service_sid is None:
+            raise NotSendable("the campaign has no sending number or messaging service")
+        return transition_in(session, campaign_id, CampaignStatus.SCHEDULED, actor)
 
 
 def transition(
@@ -101,9 +150,7 @@ def transition_in(
 ) -> Campaign:
     """`transition` inside the caller's transaction (the send engine pauses a campaign in
     the transaction that finds its budget spent)."""
-    campaign = session.scalar(
-        select(Campaign).where(Campaign.id == campaign_id).with_for_update()
-    )
+    campaign = session.scalar(select(Campaign).where(Campaign.id == campaign_id).with_for_update())
     if campaign is None:
         raise CampaignNotFound(campaign_id)
     current = campaign.status
@@ -151,6 +198,7 @@ def _record(
     from_status: CampaignStatus | None,
     to_status: CampaignStatus | None,
     reason: str | None,
+    details: dict[str, Any] | None = None,
 ) -> None:
     session.add(
         CampaignEvent(
@@ -161,5 +209,6 @@ def _record(
             from_status=from_status,
             to_status=to_status,
             reason=reason,
+            details=details,
         )
     )
