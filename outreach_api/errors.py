@@ -17,6 +17,8 @@ from pydantic import BaseModel, Field
 
 from outreach_core.catalog import UnknownBucket
 from outreach_core.datalake import InvalidKey
+from outreach_core.messaging.campaigns import CampaignNotFound, InvalidTransition, NotSendable
+from outreach_core.messaging.templates import TemplateError
 from outreach_core.uploads.landing import InvalidUpload, UploadTooLarge
 
 log = logging.getLogger("outreach_api")
@@ -68,6 +70,18 @@ async def invalid_key(_: Request, exc: InvalidKey) -> JSONResponse:
     return _json(ErrorOut(detail="invalid path: the prefix must stay inside your folder"), 400)
 
 
+async def campaign_not_found(_: Request, exc: CampaignNotFound) -> JSONResponse:
+    return _json(ErrorOut(detail=str(exc)), 404)
+
+
+async def campaign_conflict(_: Request, exc: InvalidTransition | NotSendable) -> JSONResponse:
+    return _json(ErrorOut(detail=str(exc)), 409)
+
+
+async def invalid_template(_: Request, exc: TemplateError) -> JSONResponse:
+    return _json(ErrorOut(detail=f"template: {exc}"), 422)
+
+
 async def unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Logged with the type only: bodies and headers may carry keys or phone numbers.
     log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
@@ -80,6 +94,10 @@ HANDLERS: dict[type[Exception], Any] = {
     InvalidUpload: invalid_upload,
     UploadTooLarge: too_large,
     InvalidKey: invalid_key,
+    CampaignNotFound: campaign_not_found,
+    InvalidTransition: campaign_conflict,
+    NotSendable: campaign_conflict,
+    TemplateError: invalid_template,
     Exception: unexpected,
 }
 

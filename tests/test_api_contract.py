@@ -4,12 +4,16 @@ route, and every error body over HTTP validates against the documented schema.""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
+from outreach_core.db.states import CampaignStatus, CampaignType
+from outreach_core.messaging.campaigns import NewCampaign, create_campaign, transition
+from outreach_core.messaging.enrolment import LeadSelection
 from outreach_core.settings import get_settings
 
 CSV = b"Company,Phone\nAcme,2125550100\n"
@@ -19,8 +23,13 @@ MULTIPART_X = {"Content-Type": "multipart/form-data; boundary=x"}
 
 
 # Values for path parameters when any well-formed one will do.
-PLACEHOLDERS = {"upload_id": str(uuid.uuid4()), "bucket_id": "ny-construction-plumbers"}
+PLACEHOLDERS = {
+    "upload_id": str(uuid.uuid4()),
+    "bucket_id": "ny-construction-plumbers",
+    "campaign_id": str(uuid.uuid4()),
+}
 NOT_A_UUID = {"upload_id": "not-a-uuid"}
+NOT_A_CAMPAIGN = {"campaign_id": "not-a-uuid"}
 
 
 class Case(NamedTuple):
@@ -29,10 +38,26 @@ class Case(NamedTuple):
     path: str  # as documented
     request: dict[str, Any] = {}
     path_params: dict[str, str] = {}
+    # Makes what the case needs in the caller's team (a campaign in some status): the
+    # path parameters it returns go into the URL.
+    prepare: Callable[[Any], dict[str, str]] | None = None
 
     @property
     def url(self) -> str:
         return self.path.format(**{**PLACEHOLDERS, **self.path_params})
+
+
+def campaign_in(*path: CampaignStatus) -> Callable[[Any], dict[str, str]]:
+    """A draft SMS campaign of the team (no number), then moved along `path`."""
+
+    def prepare(team: Any) -> dict[str, str]:
+        new = NewCampaign("c", CampaignType.SMS, LeadSelection(), "Hi")
+        campaign = create_campaign(team.team_id, new, "test").campaign
+        for status in path:
+            transition(team.team_id, campaign.id, status, "test")
+        return {"campaign_id": str(campaign.id)}
+
+    return prepare
 
 
 def upload(file: bytes = CSV, **fields: str) -> dict[str, Any]:
@@ -63,6 +88,27 @@ CASES = [
     Case(422, "get", "/v1/datalake/files", {"params": {"prefix": "x" * 501}}),
     Case(422, "get", "/v1/costs", {"params": {"period": "2026-13"}}),  # our check
     Case(422, "get", "/v1/costs", {"params": {"period": "May"}}),  # FastAPI's
+    Case(422, "post", "/v1/campaigns", {"json": {"name": "x", "template": "{{nope}}"}}),
+    Case(422, "get", "/v1/campaigns", {"params": {"status": "running"}}),
+    Case(404, "get", "/v1/campaigns/{campaign_id}"),
+    Case(422, "get", "/v1/campaigns/{campaign_id}", path_params=NOT_A_CAMPAIGN),
+    *(
+        case
+        for action, conflict in (
+            ("schedule", campaign_in()),  # no sending number
+            ("pause", campaign_in()),  # a draft is not sending
+            ("resume", campaign_in(CampaignStatus.SCHEDULED)),  # not paused
+            ("cancel", campaign_in(CampaignStatus.CANCELLED)),  # final
+        )
+        for case in (
+            Case(404, "post", f"/v1/campaigns/{{campaign_id}}/{action}"),
+            Case(409, "post", f"/v1/campaigns/{{campaign_id}}/{action}", prepare=conflict),
+            Case(
+                422, "post", f"/v1/campaigns/{{campaign_id}}/{action}", path_params=NOT_A_CAMPAIGN
+            ),
+        )
+    ),
+    Case(422, "get", "/v1/schedule", {"params": {"limit": 0}}),
 ]
 
 
@@ -140,10 +186,13 @@ def test_every_documented_error_has_a_case_here(openapi) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.status}-{c.method}-{c.url[:50]}" for c in CASES])
 def test_each_error_status_matches_its_documented_schema(
-    openapi, client, monkeypatch, case: Case
+    openapi, client, team, monkeypatch, case: Case
 ) -> None:
     monkeypatch.setattr(get_settings(), "max_upload_bytes", UPLOAD_LIMIT)
-    response = client.request(case.method, case.url, **case.request)
+    url = case.url
+    if case.prepare is not None:
+        url = case.path.format(**{**PLACEHOLDERS, **case.prepare(team)})
+    response = client.request(case.method, url, **case.request)
     assert response.status_code == case.status, response.text
     assert_matches(openapi, case.method, case.path, response)
 

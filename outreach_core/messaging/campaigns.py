@@ -6,12 +6,14 @@ in process memory, so a restart loses nothing."""
 from __future__ import annotations
 
 import uuid
+from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from outreach_core.db.engine import tenant_session
@@ -20,10 +22,11 @@ from outreach_core.db.states import (
     SENDABLE_CAMPAIGN_TYPES,
     CampaignStatus,
     CampaignType,
+    MessageStatus,
 )
-from outreach_core.db.tables import Campaign, CampaignEvent
+from outreach_core.db.tables import Campaign, CampaignEvent, Message
 from outreach_core.messaging import defaults
-from outreach_core.messaging.enrolment import LeadSelection, enrol
+from outreach_core.messaging.enrolment import ACTIVE_CAMPAIGN_STATUSES, LeadSelection, enrol
 from outreach_core.messaging.templates import parse_template
 
 
@@ -133,12 +136,15 @@ def transition(
     to: CampaignStatus,
     actor: str,
     reason: str | None = None,
+    only_from: Collection[CampaignStatus] | None = None,
 ) -> Campaign:
-    """Move the campaign to `to` if the machine allows it from where it is now. The row is
-    locked for the change, so two concurrent requests (a pause and a resume, a person and
-    the send engine) are decided one after the other against the status each one sees."""
+    """Move the campaign to `to` if the machine allows it from where it is now (and, when
+    given, only from one of `only_from`: a resume only resumes a paused campaign). The row
+    is locked for the change, so two concurrent requests (a pause and a resume, a person
+    and the send engine) are decided one after the other against the status each sees.
+    Cancelling also cancels the messages not sent yet, in the same transaction."""
     with tenant_session(team_id) as session:
-        return transition_in(session, campaign_id, to, actor, reason)
+        return transition_in(session, campaign_id, to, actor, reason, only_from)
 
 
 def transition_in(
@@ -147,6 +153,7 @@ def transition_in(
     to: CampaignStatus,
     actor: str,
     reason: str | None = None,
+    only_from: Collection[CampaignStatus] | None = None,
 ) -> Campaign:
     """`transition` inside the caller's transaction (the send engine pauses a campaign in
     the transaction that finds its budget spent)."""
@@ -154,8 +161,16 @@ def transition_in(
     if campaign is None:
         raise CampaignNotFound(campaign_id)
     current = campaign.status
-    if to not in CAMPAIGN_TRANSITIONS[current]:
+    allowed = to in CAMPAIGN_TRANSITIONS[current]
+    if not allowed or (only_from is not None and current not in only_from):
         raise InvalidTransition(current, to)
+    if to is CampaignStatus.CANCELLED:
+        session.execute(
+            update(Message)
+            .where(Message.campaign_id == campaign_id)
+            .where(Message.status == MessageStatus.PENDING)
+            .values(status=MessageStatus.CANCELLED, updated_at=func.now())
+        )
     campaign.status = to
     campaign.status_reason = reason
     campaign.updated_at = datetime.now(UTC)
@@ -212,3 +227,89 @@ def _record(
             details=details,
         )
     )
+
+
+# What the counts call each outbox status.
+_COUNTED_AS: dict[MessageStatus, str] = {
+    MessageStatus.PENDING: "queued",
+    MessageStatus.CLAIMED: "queued",
+    MessageStatus.ACCEPTED: "sent",
+    MessageStatus.SCHEDULED: "sent",
+    MessageStatus.QUEUED: "sent",
+    MessageStatus.SENDING: "sent",
+    MessageStatus.SENT: "sent",
+    MessageStatus.DELIVERED: "delivered",
+    MessageStatus.READ: "delivered",
+    MessageStatus.UNDELIVERED: "failed",
+    MessageStatus.FAILED: "failed",
+    MessageStatus.CANCELED: "cancelled",
+    MessageStatus.CANCELLED: "cancelled",
+    MessageStatus.BLOCKED: "blocked",
+}
+
+
+@dataclass(frozen=True)
+class CampaignCounts:
+    queued: int
+    sent: int
+    delivered: int
+    failed: int
+    cancelled: int
+    blocked: dict[str, int]
+    spend: Decimal
+
+
+def campaign_counts(team_id: uuid.UUID, campaign_id: uuid.UUID) -> CampaignCounts:
+    """Live counts from the outbox: where every message is, blocks by reason, and spend."""
+    query = (
+        select(Message.status, Message.block_reason, func.count(), func.sum(Message.price))
+        .where(Message.campaign_id == campaign_id)
+        .group_by(Message.status, Message.block_reason)
+    )
+    totals: Counter[str] = Counter()
+    blocked: Counter[str] = Counter()
+    spend = Decimal(0)
+    with tenant_session(team_id) as session:
+        for status, reason, count, price in session.execute(query):
+            totals[_COUNTED_AS[status]] += count
+            if status is MessageStatus.BLOCKED:
+                blocked[reason or "unknown"] += count
+            # Twilio reports prices as negative amounts (money leaving the account).
+            spend += abs(price or 0)
+    return CampaignCounts(
+        queued=totals["queued"],
+        sent=totals["sent"],
+        delivered=totals["delivered"],
+        failed=totals["failed"],
+        cancelled=totals["cancelled"],
+        blocked=dict(sorted(blocked.items())),
+        spend=spend,
+    )
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    campaign_id: uuid.UUID
+    campaign_name: str
+    status: CampaignStatus
+    hour: datetime
+    messages: int
+
+
+_outbox_of_campaign = and_(Message.team_id == Campaign.team_id, Message.campaign_id == Campaign.id)
+
+
+def upcoming_sends(team_id: uuid.UUID, limit: int) -> list[Upcoming]:
+    """The calendar: unsent messages of live campaigns by the hour they may go out."""
+    hour = func.date_trunc("hour", Message.not_before)
+    query = (
+        select(Campaign.id, Campaign.name, Campaign.status, hour, func.count())
+        .join(Message, _outbox_of_campaign)
+        .where(Message.status == MessageStatus.PENDING)
+        .where(Campaign.status.in_(ACTIVE_CAMPAIGN_STATUSES))
+        .group_by(Campaign.id, Campaign.name, Campaign.status, hour)
+        .order_by(hour, Campaign.name)
+        .limit(limit)
+    )
+    with tenant_session(team_id) as session:
+        return [Upcoming(*row) for row in session.execute(query)]
