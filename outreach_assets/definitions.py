@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from outreach_assets.campaigns import campaign_send_job, campaign_send_sensor, default_twilio
 from outreach_assets.enrichment import enrich_after_ingest_sensor, enriched_leads
 from outreach_assets.ingestion import bucket_index, leads, processed_records, validated_records
 from outreach_assets.jobs import enrich_job, ingest_job
@@ -16,12 +17,17 @@ from outreach_assets.sensors import (
 
 defs = dg.Definitions(
     assets=[validated_records, processed_records, bucket_index, leads, enriched_leads],
-    jobs=[ingest_job, enrich_job],
+    jobs=[ingest_job, enrich_job, campaign_send_job],
     sensors=[
         upload_sensor,
         upload_run_failure_sensor,
         upload_watchdog_sensor,
         enrich_after_ingest_sensor,
+        campaign_send_sensor,
     ],
-    resources={"datalake": default_datalake(), "apollo": default_apollo()},
+    resources={
+        "datalake": default_datalake(),
+        "apollo": default_apollo(),
+        "twilio": default_twilio(),
+    },
 )

@@ -17,8 +17,11 @@ from outreach_assets.partitions import team_sector_partitions
 POOL_TAG = "outreach/pool"
 INGEST_POOL = "ingest"
 ENRICH_POOL = "enrich"
+SEND_POOL = "send"
 INGEST_PARTITION_TAG = "outreach/ingest_partition"
 ENRICH_PARTITION_TAG = "outreach/enrich_partition"
+# One send run per campaign at a time.
+SEND_CAMPAIGN_TAG = "outreach/campaign"
 
 
 def _no_config(_: str) -> Mapping[str, object]:

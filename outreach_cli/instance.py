@@ -16,6 +16,8 @@ from outreach_assets.jobs import (
     INGEST_PARTITION_TAG,
     INGEST_POOL,
     POOL_TAG,
+    SEND_CAMPAIGN_TAG,
+    SEND_POOL,
 )
 from outreach_core.db.engine import dagster_storage_url, ensure_database
 from outreach_core.settings import Settings, get_settings
@@ -25,7 +27,7 @@ STORAGE_URL_ENV = "OUTREACH_DAGSTER_STORAGE_URL"
 # upload's wait under `make dev` is this and the sensor's interval.
 DEQUEUE_INTERVAL_SECONDS = 1
 # One per sensor of the code location (definitions.py).
-SENSOR_THREADS = 4
+SENSOR_THREADS = 5
 
 
 def storage_url(settings: Settings | None = None) -> str:
@@ -41,14 +43,18 @@ def storage_environment(settings: Settings | None = None) -> dict[str, str]:
 def run_queue(settings: Settings) -> dict[str, Any]:
     one_per_value = {"applyLimitPerUniqueValue": True}
     return {
-        "max_concurrent_runs": settings.ingest_concurrency + settings.enrich_concurrency,
+        "max_concurrent_runs": (
+            settings.ingest_concurrency + settings.enrich_concurrency + settings.send_concurrency
+        ),
         "dequeue_interval_seconds": DEQUEUE_INTERVAL_SECONDS,
         "tag_concurrency_limits": [
             {"key": POOL_TAG, "value": INGEST_POOL, "limit": settings.ingest_concurrency},
             {"key": POOL_TAG, "value": ENRICH_POOL, "limit": settings.enrich_concurrency},
+            {"key": POOL_TAG, "value": SEND_POOL, "limit": settings.send_concurrency},
             # Runs of one partition take turns (they would only wait on each other's locks).
             {"key": INGEST_PARTITION_TAG, "value": one_per_value, "limit": 1},
             {"key": ENRICH_PARTITION_TAG, "value": one_per_value, "limit": 1},
+            {"key": SEND_CAMPAIGN_TAG, "value": one_per_value, "limit": 1},
         ],
     }
 

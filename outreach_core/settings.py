@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -45,6 +46,8 @@ class Settings(BaseSettings):
     # (paced for minutes by the provider's limits) never holds back an upload.
     ingest_concurrency: int = Field(default=2, ge=1)
     enrich_concurrency: int = Field(default=1, ge=1)
+    # Campaign send runs at once (each campaign has at most one).
+    send_concurrency: int = Field(default=2, ge=1)
     # A `processing` upload whose run stopped renewing its lease for this long, or a
     # `received` one with no live run for its partition for this long, is requeued by the
     # watchdog; a processing upload is failed instead once it has had `upload_max_attempts`.
@@ -57,11 +60,28 @@ class Settings(BaseSettings):
     enrich_settle_seconds: float = Field(default=30, ge=0)
     enrich_max_deferral_seconds: float = Field(default=300, ge=0)
 
+    # SMS sending (see README, "Campaigns"). Messages a second per sending number: a US
+    # 10DLC long code is allowed about 1; a short code or a Messaging Service more.
+    sms_per_number_per_second: float = Field(default=1.0, gt=0, le=500)
+    sms_number_daily_limit: int = Field(default=2_000, ge=1)
+    # Messages to one phone in any 24 h, across campaigns (state rules may allow fewer).
+    sms_per_lead_per_24h: int = Field(default=3, ge=1)
+    # Provider calls for one message before it is failed (retryable errors only).
+    sms_max_attempts: int = Field(default=3, ge=1, le=10)
+    # Messages claimed at a time by a send run (each still checked just before its call).
+    sms_batch_size: int = Field(default=50, ge=1, le=1_000)
+    # Reserved per segment before the provider names the price (a budget never overshoots).
+    sms_worst_case_price_per_segment: Decimal = Field(default=Decimal("0.02"), ge=0)
+    # Carrier-filtered messages (30007) in a campaign's last 24 h that pause it.
+    sms_carrier_filter_alarm: int = Field(default=5, ge=1)
+
     # Provider credentials are not OUTREACH_-prefixed: they keep their vendors' names.
     twilio_account_sid: SecretStr | None = Field(
         default=None, validation_alias="TWILIO_ACCOUNT_SID"
     )
     twilio_auth_token: SecretStr | None = Field(default=None, validation_alias="TWILIO_AUTH_TOKEN")
+    # Set by `outreach dev` and the tests to the sandbox Twilio; unset means Twilio itself.
+    twilio_base_url: str | None = Field(default=None, validation_alias="TWILIO_BASE_URL")
     apollo_api_key: SecretStr | None = Field(default=None, validation_alias="APOLLO_API_KEY")
     apollo_base_url: str = Field(
         default="https://api.apollo.io", validation_alias="APOLLO_BASE_URL"

@@ -190,12 +190,52 @@ def upgrade() -> None:
         enable_tenant_rls(table)
     for table in ("sending_numbers", "campaigns", "phone_flags", "messages"):
         op.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO "{role}"')
+    # The send sensor's and the status webhook's only cross-tenant reads (see 0001 for why
+    # the owner needs a read policy of its own): which campaigns have work, and which team a
+    # message belongs to.
+    for table in ("campaigns", "messages"):
+        op.execute(f"CREATE POLICY owner_lookup ON {table} FOR SELECT TO CURRENT_USER USING (true)")
+    unsent = f"""
+        SELECT 1 FROM messages m WHERE m.team_id = c.team_id AND m.campaign_id = c.id
+          AND m.status IN ('{MessageStatus.PENDING}', '{MessageStatus.CLAIMED}')"""
+    due = f"""
+        SELECT 1 FROM messages m WHERE m.team_id = c.team_id AND m.campaign_id = c.id
+          AND (m.status = '{MessageStatus.CLAIMED}'
+               OR (m.status = '{MessageStatus.PENDING}' AND m.not_before <= now()))"""
+    # 'start' a scheduled campaign whose time has come, 'send' an active one with messages
+    # due (or claims to recover), 'complete' an active one with nothing left to send.
+    op.execute(f"""
+        CREATE FUNCTION outreach_campaigns_with_work()
+        RETURNS TABLE (team_id uuid, campaign_id uuid, work text)
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+            SELECT c.team_id, c.id, CASE
+                WHEN c.status = '{CampaignStatus.SCHEDULED}' THEN 'start'
+                WHEN NOT EXISTS ({unsent}) THEN 'complete'
+                ELSE 'send' END
+            FROM campaigns c
+            WHERE (c.status = '{CampaignStatus.SCHEDULED}'
+                   AND coalesce(c.schedule_start, c.updated_at) <= now())
+               OR (c.status = '{CampaignStatus.ACTIVE}'
+                   AND (EXISTS ({due}) OR NOT EXISTS ({unsent})))
+        $$
+    """)
+    op.execute("""
+        CREATE FUNCTION outreach_message_team(p_id uuid, p_sid text) RETURNS uuid
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+            SELECT team_id FROM messages WHERE id = p_id OR provider_sid = p_sid LIMIT 1
+        $$
+    """)
+    for fn in ("outreach_campaigns_with_work()", "outreach_message_team(uuid, text)"):
+        op.execute(f"REVOKE ALL ON FUNCTION {fn} FROM PUBLIC")
+        op.execute(f'GRANT EXECUTE ON FUNCTION {fn} TO "{role}"')
     # Append-only for the application: what happened stays as it was written.
     op.execute(f'GRANT SELECT, INSERT ON campaign_events TO "{role}"')
     op.execute(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION outreach_message_team(uuid, text)")
+    op.execute("DROP FUNCTION outreach_campaigns_with_work()")
     op.drop_table("messages")
     op.drop_table("phone_flags")
     op.drop_table("campaign_events")

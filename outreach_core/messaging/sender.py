@@ -1,0 +1,539 @@
+"""The send engine: one run sends one campaign's due messages from the outbox.
+
+For each batch:
+1. **Claim** (one transaction, the campaign row share-locked and `active`): due `pending`
+   messages pass the guardrails or are rescheduled / blocked with the reason; those that
+   pass become `claimed`. The claim is committed before any provider call, so a crash can
+   never produce a second message: recovery (`recover_claims`) asks the provider whether a
+   claimed message went out before sending it again.
+2. **Send** each claimed message in its own transaction that share-locks the campaign row
+   for the length of the call: a pause (which takes the row's update lock) waits for the
+   call in flight, and once the pause is committed nothing more is sent. Suppression is
+   checked again right before the call, so a STOP that lands mid-batch stops the next send.
+   Pacing per sending number goes through the shared PostgreSQL limiter.
+
+Provider errors are per recipient (`provider_errors.yaml`): one bad number never halts a
+campaign."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Protocol
+
+from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from outreach_core.crashpoints import crashpoint
+from outreach_core.db.engine import app_engine, tenant_session
+from outreach_core.db.states import CampaignStatus, MessageStatus, NumberStatus, PhoneFlag
+from outreach_core.db.tables import Campaign, Lead, Message, PhoneFlagRow, SendingNumber
+from outreach_core.guardrails.quiet_hours import check_quiet_hours
+from outreach_core.guardrails.reasons import BlockReason
+from outreach_core.messaging import defaults
+from outreach_core.messaging.campaigns import transition_in
+from outreach_core.messaging.provider_errors import ErrorAction, action_for
+from outreach_core.ratelimit import PgRateLimiter
+from outreach_core.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+DAY = timedelta(hours=24)
+# How far the provider's clock may be behind ours when recovery compares creation times.
+PROVIDER_CLOCK_SKEW = timedelta(minutes=5)
+# Retry backoff after a retryable provider error: base * 4^(attempt-1).
+RETRY_BACKOFF = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class OutboundSms:
+    message_id: uuid.UUID
+    to: str
+    from_number: str | None
+    messaging_service_sid: str | None
+    body: str
+    validity_period_s: int | None
+
+
+@dataclass(frozen=True)
+class ProviderAnswer:
+    sid: str
+    status: str
+    error_code: int | None = None
+    price: Decimal | None = None
+    price_unit: str | None = None
+
+
+class ProviderRefused(Exception):
+    """The provider did not take the message (or the call timed out: `http_status` None)."""
+
+    def __init__(self, message: str, code: int | None, http_status: int | None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.http_status = http_status
+
+
+class SmsGateway(Protocol):
+    def send(self, sms: OutboundSms) -> ProviderAnswer: ...
+
+    def find_sent(self, sms: OutboundSms, since: datetime) -> ProviderAnswer | None:
+        """The provider's record of this message if it went out after `since`."""
+        ...
+
+
+@dataclass
+class SendStats:
+    sent: int = 0
+    rescheduled: dict[str, int] = field(default_factory=dict)
+    blocked: dict[str, int] = field(default_factory=dict)
+    retried: int = 0
+    failed: int = 0
+    recovered: int = 0
+    stopped: str | None = None
+
+    def count(self, bucket: dict[str, int], reason: str) -> None:
+        bucket[reason] = bucket.get(reason, 0) + 1
+
+
+class _Stop(Exception):
+    """The campaign is no longer active (paused, cancelled) or must pause now."""
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    id: uuid.UUID
+    to: str
+    body: str
+    segments: int
+    sending_number_id: uuid.UUID | None
+    validity_period_s: int | None
+
+
+def send_campaign(
+    team_id: uuid.UUID,
+    campaign_id: uuid.UUID,
+    gateway: SmsGateway,
+    run_id: str,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    max_messages: int | None = None,
+    log_progress: Callable[[str], None] = log.info,
+) -> SendStats:
+    """Send what is due now, batch by batch, until nothing is due, the campaign stops being
+    active, or `max_messages` went out."""
+    stats = SendStats()
+    stats.recovered = recover_claims(team_id, campaign_id, gateway, run_id)
+    limiters: dict[uuid.UUID | None, PgRateLimiter] = {}
+    # Claims whose provider call started: never released to the queue, whatever happens
+    # next (a later run's recovery asks the provider about them).
+    called: set[uuid.UUID] = set()
+    try:
+        while max_messages is None or stats.sent < max_messages:
+            batch, pause_reason = _claim(team_id, campaign_id, run_id, clock(), stats)
+            for message in batch:
+                _limiter(limiters, team_id, message.sending_number_id).acquire()
+                _send_one(team_id, campaign_id, message, gateway, clock, stats, called)
+            if pause_reason is not None:
+                _pause(team_id, campaign_id, pause_reason)
+                raise _Stop(pause_reason)
+            if not batch:
+                break
+            log_progress(f"campaign {campaign_id}: {stats.sent} sent")
+    except _Stop as stop:
+        stats.stopped = str(stop)
+    finally:
+        # Whatever this run claimed and did not call the provider for goes back.
+        _release(team_id, campaign_id, run_id, called)
+    return stats
+
+
+# ---------------------------------------------------------------------------- claim
+
+
+def _claim(
+    team_id: uuid.UUID, campaign_id: uuid.UUID, run_id: str, now: datetime, stats: SendStats
+) -> tuple[list[_Claimed], str | None]:
+    """The next batch, and the reason to pause the campaign after sending it (its budget
+    cannot pay for the message after the batch)."""
+    settings = get_settings()
+    pause_reason: str | None = None
+    claimed: list[_Claimed] = []
+    with tenant_session(team_id) as session:
+        campaign = session.scalar(
+            select(Campaign).where(Campaign.id == campaign_id).with_for_update(read=True)
+        )
+        if campaign is None or campaign.status is not CampaignStatus.ACTIVE:
+            raise _Stop(f"campaign is {campaign.status if campaign else 'gone'}")
+        due = session.execute(
+            select(Message, Lead.zip, Lead.state)
+            .join(Lead, and_(Lead.team_id == Message.team_id, Lead.id == Message.lead_id))
+            .where(Message.campaign_id == campaign_id)
+            .where(Message.status == MessageStatus.PENDING)
+            .where(Message.not_before <= now)
+            .order_by(Message.not_before, Message.lead_id, Message.step)
+            .limit(settings.sms_batch_size)
+            .with_for_update(of=Message, skip_locked=True)
+        ).all()
+        if not due:
+            return [], None
+        # Two campaigns of the team texting one phone at once count each other's messages.
+        for phone in sorted({m.to_phone for m, _, _ in due}):
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+                {"k": f"sms:{team_id}:{phone}"},
+            )
+        budget_left = _budget_left(session, campaign)
+        sent_today = _sent_since(session, Message.campaign_id == campaign_id, now - DAY)
+        for message, zip_code, state in due:
+            verdict = _guardrails(session, message, zip_code, state, now)
+            if verdict.block is not None:
+                _block(message, verdict.block, stats)
+                continue
+            if verdict.retry_at is not None:
+                _reschedule(message, verdict.retry_at, verdict.reason, stats)
+                continue
+            if sent_today >= campaign.daily_limit:
+                oldest = _oldest_since(session, Message.campaign_id == campaign_id, now - DAY)
+                _reschedule(message, (oldest or now) + DAY, BlockReason.DAILY_LIMIT, stats)
+                continue
+            worst_case = message.segments * settings.sms_worst_case_price_per_segment
+            if budget_left is not None and worst_case > budget_left:
+                pause_reason = f"budget of ${campaign.budget:.2f} reached"
+                break
+            if budget_left is not None:
+                budget_left -= worst_case
+            sent_today += 1
+            message.status = MessageStatus.CLAIMED
+            message.claimed_by = run_id
+            message.claimed_at = now
+            message.block_reason = None
+            message.updated_at = now
+            claimed.append(
+                _Claimed(
+                    message.id,
+                    message.to_phone,
+                    message.body,
+                    message.segments,
+                    message.sending_number_id,
+                    verdict.validity_period_s,
+                )
+            )
+    return claimed, pause_reason
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    block: BlockReason | None = None
+    retry_at: datetime | None = None
+    reason: BlockReason | None = None
+    validity_period_s: int | None = None
+
+
+def _guardrails(
+    session: Session, message: Message, zip_code: str | None, state: str | None, now: datetime
+) -> _Verdict:
+    """May this message go out now? Final blocks, then reschedules, in that order."""
+    settings = get_settings()
+    flags = _flags(session, message.to_phone)
+    if PhoneFlag.SUPPRESSED in flags:
+        return _Verdict(block=BlockReason.SUPPRESSED)
+    if PhoneFlag.INVALID in flags:
+        return _Verdict(block=BlockReason.INVALID_PHONE)
+    if PhoneFlag.LANDLINE in flags:
+        return _Verdict(block=BlockReason.LANDLINE)
+    if message.sending_number_id is not None:
+        number = session.get(SendingNumber, (message.team_id, message.sending_number_id))
+        if number is not None and number.status is NumberStatus.HALTED:
+            return _Verdict(block=BlockReason.NUMBER_HALTED)
+    quiet = check_quiet_hours(now_utc=now, zip_code=zip_code, state=state, phone=message.to_phone)
+    if not quiet.allowed:
+        if quiet.retry_at is None:
+            return _Verdict(block=quiet.reason or BlockReason.UNKNOWN_TIMEZONE)
+        return _Verdict(retry_at=quiet.retry_at, reason=BlockReason.QUIET_HOURS)
+    cap = min(settings.sms_per_lead_per_24h, quiet.max_messages_per_24h or 10**9)
+    to_phone = Message.to_phone == message.to_phone
+    if _sent_since(session, to_phone, now - DAY) >= cap:
+        oldest = _oldest_since(session, to_phone, now - DAY)
+        return _Verdict(retry_at=(oldest or now) + DAY, reason=BlockReason.LEAD_CAP)
+    return _Verdict(validity_period_s=quiet.validity_period_s)
+
+
+# Statuses of a message that left (or may have left) for the provider.
+_GONE_OUT = [
+    s
+    for s in MessageStatus
+    if s not in (MessageStatus.PENDING, MessageStatus.BLOCKED, MessageStatus.CANCELLED)
+]
+
+
+def _sent_since(session: Session, which: object, since: datetime) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(which, Message.status.in_(_GONE_OUT), Message.claimed_at >= since)
+        )
+        or 0
+    )
+
+
+def _oldest_since(session: Session, which: object, since: datetime) -> datetime | None:
+    return session.scalar(
+        select(func.min(Message.claimed_at)).where(
+            which, Message.status.in_(_GONE_OUT), Message.claimed_at >= since
+        )
+    )
+
+
+def _budget_left(session: Session, campaign: Campaign) -> Decimal | None:
+    """The campaign's budget minus what it spent and what is in flight at its worst case."""
+    if campaign.budget is None:
+        return None
+    worst = get_settings().sms_worst_case_price_per_segment
+    priced, unpriced_segments = session.execute(
+        select(
+            func.coalesce(func.sum(func.abs(Message.price)), 0),
+            func.coalesce(func.sum(Message.segments).filter(Message.price.is_(None)), 0),
+        ).where(Message.campaign_id == campaign.id, Message.status.in_(_GONE_OUT))
+    ).one()
+    return campaign.budget - Decimal(priced) - unpriced_segments * worst
+
+
+def _flags(session: Session, phone: str) -> set[PhoneFlag]:
+    return set(session.scalars(select(PhoneFlagRow.flag).where(PhoneFlagRow.phone == phone)))
+
+
+def _block(message: Message, reason: BlockReason, stats: SendStats) -> None:
+    message.status = MessageStatus.BLOCKED
+    message.block_reason = reason
+    message.updated_at = func.now()
+    stats.count(stats.blocked, reason)
+
+
+def _reschedule(
+    message: Message, at: datetime, reason: BlockReason | None, stats: SendStats
+) -> None:
+    message.not_before = at
+    message.block_reason = reason
+    message.updated_at = func.now()
+    stats.count(stats.rescheduled, str(reason))
+
+
+def _pause(team_id: uuid.UUID, campaign_id: uuid.UUID, reason: str) -> None:
+    with tenant_session(team_id) as session:
+        campaign = session.get(Campaign, (team_id, campaign_id))
+        if campaign is not None and campaign.status is CampaignStatus.ACTIVE:
+            transition_in(
+                session, campaign_id, CampaignStatus.PAUSED, defaults.SYSTEM_ACTOR, reason
+            )
+
+
+# ----------------------------------------------------------------------------- send
+
+
+def _send_one(
+    team_id: uuid.UUID,
+    campaign_id: uuid.UUID,
+    claimed: _Claimed,
+    gateway: SmsGateway,
+    clock: Callable[[], datetime],
+    stats: SendStats,
+    called: set[uuid.UUID],
+) -> None:
+    with tenant_session(team_id) as session:
+        campaign = session.scalar(
+            select(Campaign).where(Campaign.id == campaign_id).with_for_update(read=True)
+        )
+        if campaign is None or campaign.status is not CampaignStatus.ACTIVE:
+            raise _Stop(f"campaign is {campaign.status if campaign else 'gone'}")
+        message = session.get(Message, (team_id, claimed.id))
+        assert message is not None
+        if PhoneFlag.SUPPRESSED in _flags(session, claimed.to):
+            _block(message, BlockReason.SUPPRESSED, stats)
+            return
+        sms = OutboundSms(
+            message_id=claimed.id,
+            to=claimed.to,
+            from_number=_from_number(session, team_id, claimed.sending_number_id),
+            messaging_service_sid=campaign.messaging_service_sid,
+            body=claimed.body,
+            validity_period_s=claimed.validity_period_s,
+        )
+        message.attempts += 1
+        crashpoint("send.before_call")
+        called.add(claimed.id)
+        try:
+            answer = gateway.send(sms)
+        except ProviderRefused as refused:
+            if refused.http_status is None:
+                # A timeout: it may have gone out. Left claimed for recovery to ask the
+                # provider, never sent again blindly.
+                message.claimed_by = None
+                message.error_message = str(refused)[:500]
+                stats.retried += 1
+                return
+            _refused(session, campaign, message, refused, clock(), stats)
+            return
+        crashpoint("send.after_call")
+        message.provider_sid = answer.sid
+        message.status = _provider_status(answer.status)
+        message.sent_at = clock()
+        message.updated_at = func.now()
+        stats.sent += 1
+    crashpoint("send.after_commit")
+
+
+def _from_number(session: Session, team_id: uuid.UUID, number_id: uuid.UUID | None) -> str | None:
+    if number_id is None:
+        return None
+    number = session.get(SendingNumber, (team_id, number_id))
+    return number.phone_number if number is not None else None
+
+
+def _provider_status(status: str) -> MessageStatus:
+    try:
+        return MessageStatus(status)
+    except ValueError:
+        return MessageStatus.ACCEPTED
+
+
+def _refused(
+    session: Session,
+    campaign: Campaign,
+    message: Message,
+    refused: ProviderRefused,
+    now: datetime,
+    stats: SendStats,
+) -> None:
+    message.error_code = refused.code
+    message.error_message = str(refused)[:500]
+    message.updated_at = func.now()
+    action = action_for(refused.code, refused.http_status)
+    if action is ErrorAction.RETRY and message.attempts < get_settings().sms_max_attempts:
+        message.status = MessageStatus.PENDING
+        message.claimed_by = None
+        message.not_before = now + RETRY_BACKOFF * 4 ** (message.attempts - 1)
+        stats.retried += 1
+        return
+    message.status = MessageStatus.FAILED
+    stats.failed += 1
+    apply_error(session, campaign.team_id, message, action, f"provider error {refused.code}")
+
+
+def apply_error(
+    session: Session,
+    team_id: uuid.UUID,
+    message: Message,
+    action: ErrorAction,
+    reason: str,
+) -> None:
+    """What a permanent error means beyond this message (from the send call or a status
+    callback): the phone is flagged, or the sending number halted."""
+    flag = {
+        ErrorAction.SUPPRESS: PhoneFlag.SUPPRESSED,
+        ErrorAction.INVALID_PHONE: PhoneFlag.INVALID,
+        ErrorAction.LANDLINE: PhoneFlag.LANDLINE,
+    }.get(action)
+    if flag is not None:
+        session.execute(
+            text(
+                "INSERT INTO phone_flags (team_id, phone, flag, reason, source) "
+                "VALUES (:t, :p, :f, :r, :s) ON CONFLICT DO NOTHING"
+            ),
+            {
+                "t": team_id,
+                "p": message.to_phone,
+                "f": flag.value,
+                "r": reason,
+                "s": f"message {message.id}",
+            },
+        )
+    if action is ErrorAction.HALT_NUMBER and message.sending_number_id is not None:
+        session.execute(
+            update(SendingNumber)
+            .where(SendingNumber.id == message.sending_number_id)
+            .values(status=NumberStatus.HALTED, status_reason=reason)
+        )
+
+
+# ---------------------------------------------------------------------- recovery
+
+
+def recover_claims(
+    team_id: uuid.UUID, campaign_id: uuid.UUID, gateway: SmsGateway, run_id: str
+) -> int:
+    """Messages another (dead) run claimed: the provider is asked whether each went out;
+    those it has are recorded as sent, the rest go back to the queue. Never sends."""
+    recovered = 0
+    with tenant_session(team_id) as session:
+        campaign = session.get(Campaign, (team_id, campaign_id))
+        stale = session.scalars(
+            select(Message)
+            .where(Message.campaign_id == campaign_id)
+            .where(Message.status == MessageStatus.CLAIMED)
+            .where(or_(Message.claimed_by.is_(None), Message.claimed_by != run_id))
+            .with_for_update(skip_locked=True)
+        ).all()
+        for message in stale:
+            sms = OutboundSms(
+                message.id,
+                message.to_phone,
+                _from_number(session, team_id, message.sending_number_id),
+                campaign.messaging_service_sid if campaign else None,
+                message.body,
+                None,
+            )
+            # It cannot have left before it was written; the margin allows for clock skew.
+            since = message.created_at - PROVIDER_CLOCK_SKEW
+            found = gateway.find_sent(sms, since)
+            if found is not None:
+                message.provider_sid = found.sid
+                message.status = _provider_status(found.status)
+                message.sent_at = message.claimed_at
+                recovered += 1
+            else:
+                message.status = MessageStatus.PENDING
+                message.claimed_by = None
+            message.updated_at = func.now()
+    return recovered
+
+
+def _release(
+    team_id: uuid.UUID, campaign_id: uuid.UUID, run_id: str, called: set[uuid.UUID]
+) -> None:
+    """Claims of this run that never reached the provider call go back to the queue."""
+    with tenant_session(team_id) as session:
+        session.execute(
+            update(Message)
+            .where(Message.campaign_id == campaign_id)
+            .where(Message.status == MessageStatus.CLAIMED)
+            .where(Message.claimed_by == run_id)
+            .where(Message.id.not_in(called) if called else True)
+            .values(status=MessageStatus.PENDING, claimed_by=None, updated_at=func.now())
+        )
+
+
+def _limiter(
+    limiters: dict[uuid.UUID | None, PgRateLimiter],
+    team_id: uuid.UUID,
+    number_id: uuid.UUID | None,
+) -> PgRateLimiter:
+    if number_id not in limiters:
+        per_second = get_settings().sms_per_number_per_second
+        key = f"sms:{number_id or team_id}"
+        limiters[number_id] = PgRateLimiter(
+            app_engine(),
+            key,
+            {
+                "minute": max(1, round(per_second * 60)),
+                "day": get_settings().sms_number_daily_limit,
+            },
+            pace_margin=0.0,
+            sleep=time.sleep,
+        )
+    return limiters[number_id]
