@@ -3,6 +3,8 @@ pause/resume/cancel with the machine's rules, the calendar; another team sees no
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 
 from outreach_core.db.engine import tenant_session
@@ -14,8 +16,6 @@ TEMPLATE = "Hi {{firstName|there}}, still doing plumbing in {{city|your area}}?"
 
 
 def number(team_id, phone: str = "+12125559000"):  # type: ignore[no-untyped-def]
-    import uuid
-
     with tenant_session(team_id) as session:
         row = SendingNumber(team_id=team_id, id=uuid.uuid4(), phone_number=phone)
         session.add(row)
@@ -138,3 +138,49 @@ def test_a_cancelled_campaigns_messages_are_never_sent(team) -> None:
     created = create_campaign(team.team_id, campaign(), actor="ann").campaign
     transition(team.team_id, created.id, CampaignStatus.CANCELLED, "ann")
     assert [m.status for m in outbox(team.team_id, created.id)] == [MessageStatus.CANCELLED]
+
+
+def test_a_number_is_bought_in_the_leads_area_code_or_the_campaign_says_why(
+    client: httpx.Client, team, api_server, monkeypatch
+) -> None:
+    from pydantic import SecretStr
+
+    from outreach_core.sandbox.twilio import (
+        SANDBOX_ACCOUNT_SID,
+        SANDBOX_AUTH_TOKEN,
+        SandboxTwilio,
+    )
+    from outreach_core.settings import get_settings
+
+    add_leads(
+        team.team_id,
+        [
+            {"first_name": "Ann", "phone": "+13125550801", "state": "IL"},
+            {"first_name": "Bo", "phone": "+13125550802", "state": "IL"},
+            {"first_name": "Cy", "phone": "+12125550803", "state": "NY"},
+        ],
+    )
+    with SandboxTwilio() as sandbox:
+        settings = get_settings()
+        monkeypatch.setattr(settings, "twilio_account_sid", SecretStr(SANDBOX_ACCOUNT_SID))
+        monkeypatch.setattr(settings, "twilio_auth_token", SecretStr(SANDBOX_AUTH_TOKEN))
+        monkeypatch.setattr(settings, "twilio_base_url", sandbox.base_url)
+        body = {"name": "Chicago", "template": "Hi {{firstName}}", "provision_number": True}
+
+        bought = client.post("/v1/campaigns", json=body).json()["campaign"]
+        assert bought["sending_number_id"] and bought["status_reason"] is None
+        with tenant_session(team.team_id) as session:
+            number_id = uuid.UUID(bought["sending_number_id"])
+            number = session.get(SendingNumber, (team.team_id, number_id))
+        assert number is not None and number.phone_number.startswith("+1312")
+        assert sandbox.owned_numbers() == [number.phone_number]
+        assert client.post(f"/v1/campaigns/{bought['id']}/schedule").status_code == 200
+
+        # No number in the area code: no placeholder, the campaign says why and cannot start.
+        none_left = client.post("/v1/campaigns", json={**body, "area_code": "533"}).json()
+        failed = none_left["campaign"]
+        assert failed["sending_number_id"] is None and failed["status"] == "draft"
+        assert "533" in failed["status_reason"]
+        refused = client.post(f"/v1/campaigns/{failed['id']}/schedule")
+        assert refused.status_code == 409
+        assert len(sandbox.owned_numbers()) == 1

@@ -29,6 +29,8 @@ from outreach_core.messaging.campaigns import (
     upcoming_sends,
 )
 from outreach_core.messaging.enrolment import LeadSelection
+from outreach_core.messaging.numbers import provision_for_campaign
+from outreach_core.messaging.twilio_gateway import TwilioGateway
 
 router = APIRouter(tags=["campaigns"], responses=V1_ERRORS)
 
@@ -58,6 +60,13 @@ class CampaignIn(BaseModel):
     persona: str = Field(default=defaults.CAMPAIGN_PERSONA, max_length=80, pattern=NO_NUL)
     sending_number_id: uuid.UUID | None = None
     messaging_service_sid: str | None = Field(default=None, pattern=r"^MG[0-9a-fA-F]{32}$")
+    provision_number: bool = Field(
+        default=False,
+        description="Buy a number for this campaign through Twilio (in `area_code`, else the "
+        "main area code of its leads). If that fails the campaign stays a draft and its "
+        "`status_reason` says why.",
+    )
+    area_code: str | None = Field(default=None, pattern=r"^[2-9][0-9]{2}$")
 
 
 class CampaignOut(BaseModel):
@@ -122,10 +131,18 @@ class UpcomingOut(BaseModel):
     responses=error(422, "Invalid campaign, e.g. an unknown template variable."),
 )
 async def create(body: CampaignIn, team_id: TeamId) -> CampaignCreatedOut:
-    new = NewCampaign(**body.model_dump(exclude={"selection"}), selection=body.selection)
+    fields = body.model_dump(exclude={"selection", "provision_number", "area_code"})
+    new = NewCampaign(**fields, selection=body.selection)
     created = await run_in_threadpool(create_campaign, team_id, new, API_ACTOR)
+    campaign = created.campaign
+    if body.provision_number and not (body.sending_number_id or body.messaging_service_sid):
+        client = TwilioGateway.from_settings().client
+        await run_in_threadpool(
+            provision_for_campaign, team_id, campaign.id, client, API_ACTOR, body.area_code
+        )
+        campaign = get_campaign(team_id, campaign.id)
     return CampaignCreatedOut(
-        campaign=CampaignOut.model_validate(created.campaign),
+        campaign=CampaignOut.model_validate(campaign),
         added=created.added,
         left_out=created.left_out,
     )

@@ -24,7 +24,7 @@ from outreach_core.db.states import (
     CampaignType,
     MessageStatus,
 )
-from outreach_core.db.tables import Campaign, CampaignEvent, Message
+from outreach_core.db.tables import Campaign, CampaignEvent, Message, SendingNumber
 from outreach_core.messaging import defaults
 from outreach_core.messaging.enrolment import ACTIVE_CAMPAIGN_STATUSES, LeadSelection, enrol
 from outreach_core.messaging.templates import parse_template
@@ -313,3 +313,43 @@ def upcoming_sends(team_id: uuid.UUID, limit: int) -> list[Upcoming]:
     )
     with tenant_session(team_id) as session:
         return [Upcoming(*row) for row in session.execute(query)]
+
+
+def note(
+    team_id: uuid.UUID,
+    campaign_id: uuid.UUID,
+    actor: str,
+    action: str,
+    reason: str,
+    *,
+    set_status_reason: bool = False,
+) -> None:
+    """An audit entry that changes no status (a number bought or not, ...)."""
+    with tenant_session(team_id) as session:
+        campaign = session.get(Campaign, (team_id, campaign_id), with_for_update=True)
+        if campaign is None:
+            raise CampaignNotFound(campaign_id)
+        if set_status_reason:
+            campaign.status_reason = reason
+            campaign.updated_at = datetime.now(UTC)
+        _record(session, campaign, actor, action, None, None, reason)
+
+
+def attach_number(
+    team_id: uuid.UUID, campaign_id: uuid.UUID, number: SendingNumber, actor: str
+) -> None:
+    """The campaign sends from `number`, and so do its messages not sent yet."""
+    with tenant_session(team_id) as session:
+        campaign = session.get(Campaign, (team_id, campaign_id), with_for_update=True)
+        if campaign is None:
+            raise CampaignNotFound(campaign_id)
+        campaign.sending_number_id = number.id
+        campaign.status_reason = None
+        campaign.updated_at = datetime.now(UTC)
+        session.execute(
+            update(Message)
+            .where(Message.campaign_id == campaign_id, Message.status == MessageStatus.PENDING)
+            .values(sending_number_id=number.id)
+        )
+        reason = f"sends from {number.phone_number}"
+        _record(session, campaign, actor, "number", None, None, reason)
