@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
+from outreach_cli.campaigns_cli import campaign_app
+
 app = typer.Typer(help="Outreach pipeline operations.", no_args_is_help=True)
 team_app = typer.Typer(help="Teams and API keys.", no_args_is_help=True)
 db_app = typer.Typer(help="Database.", no_args_is_help=True)
@@ -23,6 +25,7 @@ app.add_typer(team_app, name="team")
 budget_app = typer.Typer(help="Spending caps and spend.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(budget_app, name="budget")
+app.add_typer(campaign_app, name="campaign")
 console = Console()
 
 TeamOption = Annotated[uuid.UUID, typer.Option("--team", help="Team id")]
@@ -241,9 +244,9 @@ def dev(api_port: int = 8000, dagster_port: int = 3000) -> None:
         migrate()
         home = write_dagster_yaml()
         env = {**os.environ, **storage_environment(), "DAGSTER_HOME": str(home)}
-        sandbox = _start_sandbox_apollo(env)
-        if sandbox is not None:
-            children.append((sandbox, 10))
+        for sandbox in (_start_sandbox_apollo(env), _start_sandbox_twilio(env, api_port)):
+            if sandbox is not None:
+                children.append((sandbox, 10))
         bin_dir = Path(sys.executable).parent
         api = [str(bin_dir / "uvicorn"), "outreach_api.main:app", "--host", "127.0.0.1"]
         children.append((subprocess.Popen([*api, "--port", str(api_port)], env=env), 10))
@@ -274,6 +277,28 @@ def dev(api_port: int = 8000, dagster_port: int = 3000) -> None:
 
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
+
+
+def _start_sandbox_twilio(env: dict[str, str], api_port: int) -> subprocess.Popen[str] | None:
+    """In sandbox mode texts go to a fake Twilio on loopback, which posts its signed status
+    callbacks to our API; its account and token go into `env` for the API and the runs."""
+    from outreach_core.sandbox.twilio import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
+    from outreach_core.settings import get_settings
+
+    if get_settings().provider_mode != "sandbox":
+        return None
+    sandbox = subprocess.Popen(
+        [sys.executable, "-m", "outreach_core.sandbox.twilio", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert sandbox.stdout is not None
+    env["TWILIO_BASE_URL"] = sandbox.stdout.readline().strip()
+    env["TWILIO_ACCOUNT_SID"] = SANDBOX_ACCOUNT_SID
+    env["TWILIO_AUTH_TOKEN"] = SANDBOX_AUTH_TOKEN
+    env["OUTREACH_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{api_port}"
+    console.print(f"sandbox Twilio on {env['TWILIO_BASE_URL']}")
+    return sandbox
 
 
 def _start_sandbox_apollo(env: dict[str, str]) -> subprocess.Popen[str] | None:

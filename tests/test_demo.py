@@ -36,3 +36,9 @@ def test_the_demo_completes_every_sample_and_enriches_it(tmp_path: Path) -> None
     enriched = re.findall(r"^\w+\|[0-9a-f-]+: (\d+) open leads", out, re.MULTILINE)
     assert len(enriched) == len(samples) and all(int(n) > 0 for n in enriched), out
     assert "FAILED" not in out
+    # The campaign: texts went out through the sandbox, their callbacks came back with
+    # prices, and quiet hours held the leads whose morning has not come.
+    sent, delivered = map(int, re.search(r"^sent (\d+) in .*; delivered (\d+)", out, re.M).groups())
+    assert sent > 0 and delivered >= sent - 2, out
+    assert re.search(r"^  held back, quiet_hours: \d+$", out, re.MULTILINE), out
+    assert re.search(r"^SMS cost \$[1-9]", out, re.MULTILINE), out
