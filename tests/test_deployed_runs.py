@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -28,6 +29,7 @@ from sqlalchemy import URL, create_engine, make_url, text
 from outreach_cli.instance import storage_environment, write_dagster_yaml
 from outreach_core.db.engine import dagster_storage_url
 from outreach_core.sandbox.apollo import SandboxApollo
+from outreach_core.sandbox.twilio import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SandboxTwilio
 from outreach_core.settings import Settings, get_settings
 from tests.helpers import csv_bytes
 
@@ -36,6 +38,8 @@ BIN = Path(sys.executable).parent
 STALE_AFTER_SECONDS = 10
 # Short, so the test sees enrichment follow within its wait.
 ENRICH_SETTLE_SECONDS = 5
+# Slow enough to pause a campaign halfway, fast enough to finish in seconds.
+SMS_PER_SECOND = 5
 
 
 def _drop_database(url: str) -> None:
@@ -65,7 +69,7 @@ class Deployment:
     the uploads other tests left behind are not in its queue), the API in its own process,
     and a Dagster daemon on the Dagster storage named after that database."""
 
-    def __init__(self, home: Path, apollo_url: str) -> None:
+    def __init__(self, home: Path, apollo_url: str, twilio_url: str) -> None:
         base = get_settings()
         assert base.database_url is not None
         self.app_db = make_url(base.database_url.get_secret_value()).set(
@@ -83,13 +87,19 @@ class Deployment:
             "DAGSTER_HOME": str(dagster_home),
             "APOLLO_BASE_URL": apollo_url,
             "APOLLO_API_KEY": "sandbox-key",
+            "TWILIO_BASE_URL": twilio_url,
+            "TWILIO_ACCOUNT_SID": SANDBOX_ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": SANDBOX_AUTH_TOKEN,
+            "OUTREACH_SMS_PER_NUMBER_PER_SECOND": str(SMS_PER_SECOND),
             **storage_environment(self.settings),
         }
         self.env.pop("OUTREACH_DAGSTER_DATABASE_URL", None)
         self.log = (home / "deployment.log").open("wb")
         self.processes: list[subprocess.Popen[bytes]] = []
-        self.team = self.create_team("deployed")
         port = _free_port()
+        # Twilio's status callbacks come to this deployment's API.
+        self.env["OUTREACH_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
+        self.team = self.create_team("deployed")
         self._start("uvicorn", "outreach_api.main:app", "--host", "127.0.0.1", "--port", str(port))
         self.base_url = f"http://127.0.0.1:{port}"
         self._start("dagster-daemon", "run", "-w", "workspace.yaml")
@@ -156,6 +166,8 @@ class Deployment:
         for url in (self.dagster_url, self.app_db):
             _drop_database(self._url(url))
 
+    twilio: SandboxTwilio
+
     def runs(self, job: str) -> list[dg.DagsterRun]:
         return list(self.instance.get_runs(dg.RunsFilter(job_name=job)))
 
@@ -167,8 +179,11 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    with SandboxApollo(latency=0.01) as apollo:
-        deployed = Deployment(tmp_path_factory.mktemp("deployment"), apollo.base_url)
+    with SandboxApollo(latency=0.01) as apollo, SandboxTwilio(status_interval=0.02) as twilio:
+        deployed = Deployment(
+            tmp_path_factory.mktemp("deployment"), apollo.base_url, twilio.base_url
+        )
+        deployed.twilio = twilio
         try:
             yield deployed
         finally:
@@ -357,3 +372,101 @@ def test_two_deployments_on_one_server_share_no_runs_cursors_or_partitions(tmp_p
             instance.dispose()
         for _, url in homes.values():
             _drop_database(url.render_as_string(hide_password=False))
+
+
+# (ZIP, state, phone prefix) around the world of US time zones: at any hour one of them is
+# inside its 09:00-20:00 window.
+PLACES = [
+    ("10001", "NY", "+1212"),
+    ("60601", "IL", "+1312"),
+    ("90001", "CA", "+1213"),
+    ("96813", "HI", "+1808"),
+    ("96910", "GU", "+1671"),
+]
+
+
+def _place_in_window(margin: timedelta) -> tuple[str, str, str]:
+    """A place where sending is allowed now and still will be in `margin`."""
+    from outreach_core.guardrails.quiet_hours import check_quiet_hours
+
+    now = datetime.now(UTC)
+    for zip_code, state, prefix in PLACES:
+        if all(
+            check_quiet_hours(now_utc=t, zip_code=zip_code, state=state, phone=None).allowed
+            for t in (now, now + margin)
+        ):
+            return zip_code, state, prefix
+    raise AssertionError("no US place in its sending window: extend PLACES")
+
+
+def _campaign(client: httpx.Client, campaign_id: str) -> dict:
+    return client.get(f"/v1/campaigns/{campaign_id}").json()
+
+
+def test_a_campaign_is_sent_by_the_sensor_and_a_pause_stops_it_until_resumed(
+    deployment: Deployment, deployed_client: httpx.Client, deployed_team: Team
+) -> None:
+    """Leads uploaded over HTTP, a campaign created with a bought number and scheduled:
+    the daemon's sensor starts it and its send run texts every lead once; a pause stops
+    the sending for as long as it lasts; the campaign completes by itself."""
+    client = deployment.client(deployed_team)
+    zip_code, state, prefix = _place_in_window(timedelta(minutes=10))
+    leads = 20
+    rows = [
+        {"Phone": f"{prefix}555{n:04d}", "First Name": f"Lead{n}", "Zip": zip_code, "State": state}
+        for n in range(leads)
+    ]
+    upload_id = _post(client, csv_bytes(rows), "leads.csv")
+    _wait(
+        lambda: client.get(f"/v1/uploads/{upload_id}").json()["status"] == "completed",
+        120,
+        "the leads to be ingested",
+    )
+    created = client.post(
+        "/v1/campaigns",
+        json={
+            "name": "deployed",
+            "template": "Hi {{firstName}}, quick question about your plumbing",
+            "selection": {"bucket_id": "ny-construction-plumbers"},
+            "provision_number": True,
+            "area_code": "212",
+        },
+    ).json()
+    assert created["added"] == leads, created
+    campaign_id = created["campaign"]["id"]
+    twilio = deployment.twilio
+    before = twilio.requests.messages_created
+    assert client.post(f"/v1/campaigns/{campaign_id}/schedule").status_code == 200
+
+    _wait(
+        lambda: twilio.requests.messages_created - before >= 3,
+        120,
+        "the sensor to start sending",
+        lambda: f"{_campaign(client, campaign_id)}\n{deployment.log_tail()}",
+    )
+    assert client.post(f"/v1/campaigns/{campaign_id}/pause").status_code == 200
+    held = twilio.requests.messages_created
+    time.sleep(3)
+    assert twilio.requests.messages_created == held, "a text went out after the pause"
+    assert _campaign(client, campaign_id)["status"] == "paused"
+
+    assert client.post(f"/v1/campaigns/{campaign_id}/resume").status_code == 200
+    _wait(
+        lambda: _campaign(client, campaign_id)["status"] == "completed",
+        120,
+        "the campaign to complete",
+        lambda: f"{_campaign(client, campaign_id)}\n{deployment.log_tail()}",
+    )
+    _wait(
+        lambda: _campaign(client, campaign_id)["counts"]["delivered"] == leads,
+        30,
+        "every delivery callback",
+    )
+    ours = {k: v for k, v in twilio.requests.created_by_to.items() if k.startswith(prefix + "555")}
+    assert len(ours) == leads and set(ours.values()) == {1}
+    sends = [
+        r
+        for r in deployment.runs("campaign_send_job")
+        if r.tags.get("outreach/campaign") == campaign_id
+    ]
+    assert sends and all(r.status is dg.DagsterRunStatus.SUCCESS for r in sends)
