@@ -8,6 +8,7 @@ from outreach_assets.campaigns import campaign_send_job, campaign_send_sensor, d
 from outreach_assets.enrichment import enrich_after_ingest_sensor, enriched_leads
 from outreach_assets.ingestion import bucket_index, leads, processed_records, validated_records
 from outreach_assets.jobs import enrich_job, ingest_job
+from outreach_assets.reconcile import reconcile_deliveries_job, reconcile_deliveries_schedule
 from outreach_assets.resources import default_apollo, default_datalake
 from outreach_assets.sensors import (
     upload_run_failure_sensor,
@@ -17,7 +18,8 @@ from outreach_assets.sensors import (
 
 defs = dg.Definitions(
     assets=[validated_records, processed_records, bucket_index, leads, enriched_leads],
-    jobs=[ingest_job, enrich_job, campaign_send_job],
+    jobs=[ingest_job, enrich_job, campaign_send_job, reconcile_deliveries_job],
+    schedules=[reconcile_deliveries_schedule],
     sensors=[
         upload_sensor,
         upload_run_failure_sensor,

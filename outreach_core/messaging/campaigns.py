@@ -157,7 +157,9 @@ def transition_in(
 ) -> Campaign:
     """`transition` inside the caller's transaction (the send engine pauses a campaign in
     the transaction that finds its budget spent)."""
-    campaign = session.scalar(select(Campaign).where(Campaign.id == campaign_id).with_for_update())
+    campaign = session.scalar(
+        select(Campaign).where(Campaign.id == campaign_id).with_for_update(key_share=True)
+    )
     if campaign is None:
         raise CampaignNotFound(campaign_id)
     current = campaign.status
@@ -326,7 +328,9 @@ def note(
 ) -> None:
     """An audit entry that changes no status (a number bought or not, ...)."""
     with tenant_session(team_id) as session:
-        campaign = session.get(Campaign, (team_id, campaign_id), with_for_update=True)
+        campaign = session.get(
+            Campaign, (team_id, campaign_id), with_for_update={"key_share": True}
+        )
         if campaign is None:
             raise CampaignNotFound(campaign_id)
         if set_status_reason:
@@ -340,7 +344,9 @@ def attach_number(
 ) -> None:
     """The campaign sends from `number`, and so do its messages not sent yet."""
     with tenant_session(team_id) as session:
-        campaign = session.get(Campaign, (team_id, campaign_id), with_for_update=True)
+        campaign = session.get(
+            Campaign, (team_id, campaign_id), with_for_update={"key_share": True}
+        )
         if campaign is None:
             raise CampaignNotFound(campaign_id)
         campaign.sending_number_id = number.id

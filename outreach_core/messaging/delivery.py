@@ -82,10 +82,15 @@ def record_status(update: StatusUpdate) -> str:
         message = session.scalar(query)
         if message is None:
             return "unknown message"
-        if message.provider_sid and update.sid and message.provider_sid != update.sid:
-            return "an earlier attempt"  # the message was sent again since
-        if message.provider_sid is None and update.sid:
+        if message.provider_sid is None:
+            # Only a claim in doubt (its call timed out, or its run died after the call) may
+            # learn its SID from a callback; a message waiting for a retry has none, and
+            # callbacks for its earlier attempt must not stop the retry.
+            if message.status is not MessageStatus.CLAIMED or not update.sid:
+                return "an earlier attempt"
             message.provider_sid = update.sid
+        elif update.sid and message.provider_sid != update.sid:
+            return "an earlier attempt"  # the message was sent again since
         _record_price(session, message, update)
         if MESSAGE_PROGRESS[status] <= MESSAGE_PROGRESS[message.status]:
             return "stale"
@@ -98,10 +103,20 @@ def record_status(update: StatusUpdate) -> str:
 
 
 def _record_price(session: Session, message: Message, update: StatusUpdate) -> None:
+    """Book each attempt's price once (Twilio bills undelivered attempts too): the ledger
+    row's reference names the attempt's SID; the message keeps the sum of its attempts."""
     price = parse_price(update.price)
-    if price is None or message.price is not None:
+    if price is None or not update.sid:
         return
-    message.price = price
+    reference = f"message:{message.id}:{update.sid}"
+    booked = session.scalar(
+        select(CostLedger.id).where(
+            CostLedger.campaign_id == message.campaign_id, CostLedger.reference == reference
+        )
+    )
+    if booked is not None:
+        return
+    message.price = (message.price or 0) + price
     message.price_unit = update.price_unit
     amount = abs(price)
     session.add(
@@ -113,7 +128,7 @@ def _record_price(session: Session, message: Message, update: StatusUpdate) -> N
             unit_cost=amount / max(message.segments, 1),
             amount=amount,
             campaign_id=message.campaign_id,
-            reference=f"message:{message.id}",
+            reference=reference,
         )
     )
 

@@ -467,9 +467,13 @@ def apply_error(
 def recover_claims(
     team_id: uuid.UUID, campaign_id: uuid.UUID, gateway: SmsGateway, run_id: str
 ) -> int:
-    """Messages another (dead) run claimed: the provider is asked whether each went out;
-    those it has are recorded as sent, the rest go back to the queue. Never sends."""
-    recovered = 0
+    """Messages another (dead) run claimed, or whose call timed out: the provider is asked
+    whether each went out; those it has are recorded as a status callback would record them
+    (status, price, error actions), the rest go back to the queue. Never sends."""
+    # Late import: delivery builds on this module.
+    from outreach_core.messaging.delivery import StatusUpdate, record_status
+
+    found_out: list[tuple[uuid.UUID, ProviderAnswer]] = []
     with tenant_session(team_id) as session:
         campaign = session.get(Campaign, (team_id, campaign_id))
         stale = session.scalars(
@@ -489,18 +493,27 @@ def recover_claims(
                 None,
             )
             # It cannot have left before it was written; the margin allows for clock skew.
-            since = message.created_at - PROVIDER_CLOCK_SKEW
-            found = gateway.find_sent(sms, since)
+            found = gateway.find_sent(sms, message.created_at - PROVIDER_CLOCK_SKEW)
             if found is not None:
-                message.provider_sid = found.sid
-                message.status = _provider_status(found.status)
+                message.claimed_by = None
                 message.sent_at = message.claimed_at
-                recovered += 1
+                found_out.append((message.id, found))
             else:
                 message.status = MessageStatus.PENDING
                 message.claimed_by = None
             message.updated_at = func.now()
-    return recovered
+    for message_id, found in found_out:
+        record_status(
+            StatusUpdate(
+                message_id=message_id,
+                sid=found.sid,
+                status=found.status,
+                error_code=found.error_code,
+                price=str(found.price) if found.price is not None else None,
+                price_unit=found.price_unit,
+            )
+        )
+    return len(found_out)
 
 
 def _release(
