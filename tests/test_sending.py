@@ -317,3 +317,18 @@ def test_kill_9_mid_batch_then_rerun_every_lead_gets_exactly_one_message(
     assert all(m.provider_sid for m in sent) and len({m.provider_sid for m in sent}) == 8
     # The message the crash left in doubt was found at the provider, not sent again.
     assert stats.recovered == (1 if point == "send.after_call" else 0)
+
+
+def test_a_number_past_its_daily_limit_holds_its_messages_until_its_next_day(
+    team, twilio, monkeypatch
+) -> None:
+    monkeypatch.setattr(get_settings(), "sms_number_daily_limit", 2)
+    campaign_id = active_campaign(team.team_id, ny(4))
+    stats = send_campaign(team.team_id, campaign_id, gateway(), "r", clock=in_ny)
+    assert stats.sent == 2 and "rate limit" in (stats.stopped or "")
+    held = [m for m in messages(team.team_id, campaign_id) if m.status is MessageStatus.PENDING]
+    assert len(held) == 2 and {m.block_reason for m in held} == {"daily_limit"}
+    assert all(m.not_before > AFTERNOON_IN_NY for m in held)
+    # The next run finds nothing due: no run sleeps or spins until the quota comes back.
+    assert send_campaign(team.team_id, campaign_id, gateway(), "r2", clock=in_ny).sent == 0
+    assert twilio.requests.messages_created == 2

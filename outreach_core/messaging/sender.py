@@ -31,19 +31,28 @@ from sqlalchemy.orm import Session
 
 from outreach_core.crashpoints import crashpoint
 from outreach_core.db.engine import app_engine, tenant_session
-from outreach_core.db.states import CampaignStatus, MessageStatus, NumberStatus, PhoneFlag
+from outreach_core.db.states import (
+    MESSAGE_UNSENT,
+    CampaignStatus,
+    MessageStatus,
+    NumberStatus,
+    PhoneFlag,
+)
 from outreach_core.db.tables import Campaign, Lead, Message, PhoneFlagRow, SendingNumber
 from outreach_core.guardrails.quiet_hours import check_quiet_hours
 from outreach_core.guardrails.reasons import BlockReason
 from outreach_core.messaging import defaults
 from outreach_core.messaging.campaigns import transition_in
 from outreach_core.messaging.provider_errors import ErrorAction, action_for
-from outreach_core.ratelimit import PgRateLimiter
+from outreach_core.ratelimit import PgRateLimiter, RateLimitReached
 from outreach_core.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 DAY = timedelta(hours=24)
+# Longer than this until the number's next slot (its daily quota is spent): stop, and hold
+# its messages until then.
+MAX_PACING_WAIT = timedelta(minutes=1)
 # How far the provider's clock may be behind ours when recovery compares creation times.
 PROVIDER_CLOCK_SKEW = timedelta(minutes=5)
 # Retry backoff after a retryable provider error: base * 4^(attempt-1).
@@ -136,7 +145,13 @@ def send_campaign(
         while max_messages is None or stats.sent < max_messages:
             batch, pause_reason = _claim(team_id, campaign_id, run_id, clock(), stats)
             for message in batch:
-                _limiter(limiters, team_id, message.sending_number_id).acquire()
+                try:
+                    _limiter(limiters, team_id, message.sending_number_id).acquire()
+                except RateLimitReached as full:
+                    # The number's daily quota is spent: its messages wait for the next
+                    # slot instead of a run sleeping (or the sensor relaunching) until then.
+                    _hold_number(team_id, campaign_id, message, clock(), full.retry_after)
+                    raise _Stop(str(full)) from full
                 _send_one(team_id, campaign_id, message, gateway, clock, stats, called)
             if pause_reason is not None:
                 _pause(team_id, campaign_id, pause_reason)
@@ -516,6 +531,28 @@ def recover_claims(
     return len(found_out)
 
 
+def _hold_number(
+    team_id: uuid.UUID,
+    campaign_id: uuid.UUID,
+    message: _Claimed,
+    now: datetime,
+    seconds: float,
+) -> None:
+    with tenant_session(team_id) as session:
+        session.execute(
+            update(Message)
+            .where(Message.campaign_id == campaign_id)
+            .where(Message.sending_number_id == message.sending_number_id)
+            .where(Message.status.in_(MESSAGE_UNSENT))
+            .where(Message.not_before < now + timedelta(seconds=seconds))
+            .values(
+                not_before=now + timedelta(seconds=seconds),
+                block_reason=BlockReason.DAILY_LIMIT,
+                updated_at=func.now(),
+            )
+        )
+
+
 def _release(
     team_id: uuid.UUID, campaign_id: uuid.UUID, run_id: str, called: set[uuid.UUID]
 ) -> None:
@@ -548,5 +585,6 @@ def _limiter(
             },
             pace_margin=0.0,
             sleep=time.sleep,
+            max_wait=MAX_PACING_WAIT.total_seconds(),
         )
     return limiters[number_id]
