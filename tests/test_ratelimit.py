@@ -200,3 +200,27 @@ def test_requests_are_spaced_evenly_across_limiters_below_the_smallest_window_ra
     first.acquire()
     second.acquire()
     assert clock() - (MINUTE + 30 + 8 + 100) == 2
+
+
+def test_a_pace_that_fell_behind_is_made_up_within_the_catch_up_only() -> None:
+    from datetime import timedelta
+
+    clock = FakeClock(MINUTE + 30)
+    limiter = PgRateLimiter(
+        app_engine(),
+        _provider(),
+        {"minute": 600},  # one every 0.1 s
+        clock=clock,
+        sleep=clock.sleep,
+        pace_margin=0.0,
+        catch_up=timedelta(seconds=0.5),
+    )
+    limiter.acquire()
+    # The caller's own work took 0.8 s: the request now and the five slots of the 0.5 s it
+    # may make up go out without waiting; the rest of the delay is lost; the pace resumes.
+    clock.t += 0.8
+    sent = []
+    for _ in range(8):
+        limiter.acquire()
+        sent.append(round(clock() - (MINUTE + 30.8), 3))
+    assert sent == [0.0] * 6 + [0.1, 0.2]

@@ -58,7 +58,7 @@ _PAUSE = text("""
 """)
 _NEXT_SLOT = text("""
     INSERT INTO provider_pacing AS p (provider, next_at) VALUES (:provider, :now + :interval)
-    ON CONFLICT (provider) DO UPDATE SET next_at = GREATEST(p.next_at, :now) + :interval
+    ON CONFLICT (provider) DO UPDATE SET next_at = GREATEST(p.next_at, :now - :catch_up) + :interval
     RETURNING p.next_at
 """)
 _PURGE = text("""
@@ -107,6 +107,7 @@ class PgRateLimiter:
         max_in_flight: int | None = None,
         max_wait: float | None = None,
         pace_margin: float | None = 0.02,
+        catch_up: timedelta = timedelta(0),
     ) -> None:
         unknown = set(limits) - set(WINDOW_SECONDS)
         if unknown:
@@ -126,6 +127,10 @@ class PgRateLimiter:
             window = min(self.limits, key=lambda w: WINDOW_SECONDS[w])
             seconds = WINDOW_SECONDS[window] / (self.limits[window] * (1 - pace_margin))
             self.interval = timedelta(seconds=seconds)
+        # How far behind schedule the pace may fall and still be made up: a caller whose
+        # own work between requests sometimes overruns the interval (a sender doing database
+        # work per message) gets those slots back instead of losing them for good.
+        self.catch_up = catch_up
         self._in_flight = (
             threading.BoundedSemaphore(max_in_flight) if max_in_flight is not None else None
         )
@@ -167,7 +172,13 @@ class PgRateLimiter:
         now = self.clock()
         with self.engine.begin() as conn:
             next_at = conn.scalar(
-                _NEXT_SLOT, {"provider": self.provider, "now": _ts(now), "interval": self.interval}
+                _NEXT_SLOT,
+                {
+                    "provider": self.provider,
+                    "now": _ts(now),
+                    "interval": self.interval,
+                    "catch_up": self.catch_up,
+                },
             )
         wait = (next_at - self.interval).timestamp() - now
         if wait > 0:
