@@ -9,22 +9,14 @@ from decimal import Decimal
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from outreach_cli.console import TeamOption, console, fail
 from outreach_core.db.states import CampaignStatus, CampaignType
 from outreach_core.messaging import defaults
 
 campaign_app = typer.Typer(help="SMS campaigns.", no_args_is_help=True)
-console = Console()
 CLI_ACTOR = "cli"
-
-TeamOption = Annotated[uuid.UUID, typer.Option("--team", help="Team id")]
-
-
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(2)
 
 
 @campaign_app.command("create")
@@ -73,7 +65,7 @@ def create(
     try:
         created = create_campaign(team, new, CLI_ACTOR)
     except TemplateError as exc:
-        _fail(f"template: {exc}")
+        fail(f"template: {exc}")
     campaign_id = created.campaign.id
     console.print(f"campaign {campaign_id}: {created.added} leads added")
     for reason, count in created.left_out.items():
@@ -90,7 +82,7 @@ def create(
         try:
             scheduled = schedule_campaign(team, campaign_id, CLI_ACTOR)
         except NotSendable as exc:
-            _fail(str(exc))
+            fail(str(exc))
         console.print(f"status: {scheduled.status}")
 
 
@@ -126,7 +118,7 @@ def show(campaign_id: uuid.UUID, team: TeamOption) -> None:
     try:
         campaign = get_campaign(team, campaign_id)
     except CampaignNotFound as exc:
-        _fail(str(exc))
+        fail(str(exc))
     counts = campaign_counts(team, campaign_id)
     console.print(f"[bold]{campaign.name}[/bold] ({campaign.type}): {campaign.status}")
     if campaign.status_reason:
@@ -158,7 +150,7 @@ def _move(
     try:
         moved = transition(team, campaign_id, to, CLI_ACTOR, reason, only_from)
     except (CampaignNotFound, InvalidTransition) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"campaign {campaign_id}: {moved.status}")
 
 
@@ -191,5 +183,5 @@ def schedule_cmd(campaign_id: uuid.UUID, team: TeamOption) -> None:
     try:
         scheduled = schedule_campaign(team, campaign_id, CLI_ACTOR)
     except (CampaignNotFound, NotSendable) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"campaign {campaign_id}: {scheduled.status}")

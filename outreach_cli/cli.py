@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
 from outreach_cli.campaigns_cli import campaign_app
+from outreach_cli.console import TeamOption, console, fail
 
 app = typer.Typer(help="Outreach pipeline operations.", no_args_is_help=True)
 team_app = typer.Typer(help="Teams and API keys.", no_args_is_help=True)
@@ -26,14 +26,6 @@ budget_app = typer.Typer(help="Spending caps and spend.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(budget_app, name="budget")
 app.add_typer(campaign_app, name="campaign")
-console = Console()
-
-TeamOption = Annotated[uuid.UUID, typer.Option("--team", help="Team id")]
-
-
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(2)
 
 
 @db_app.command("migrate")
@@ -55,7 +47,7 @@ def team_create(name: str) -> None:
     try:
         team = create_team(name)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"team_id: {team.team_id}")
     console.print(f"api_key: {team.api_key}")
     console.print("[dim]The key is shown once; only its hash is stored.[/dim]")
@@ -67,7 +59,7 @@ def key_create(team: TeamOption, name: str = "default") -> None:
     from outreach_core.teams import create_api_key, get_team
 
     if get_team(team) is None:
-        _fail(f"no team {team}")
+        fail(f"no team {team}")
     console.print(f"api_key: {create_api_key(team, name)}")
 
 
@@ -77,7 +69,7 @@ def key_revoke(team: TeamOption, api_key: str) -> None:
     from outreach_core.teams import revoke_api_key
 
     if not revoke_api_key(team, api_key):
-        _fail("no such live key for this team")
+        fail("no such live key for this team")
     console.print("revoked")
 
 
@@ -120,7 +112,7 @@ def upload(
     )
 
     if get_team(team) is None:
-        _fail(f"no team {team}")
+        fail(f"no team {team}")
     try:
         target = resolve_bucket(bucket, sic)
         lake = TeamLake(store_from_url(get_settings().resolved_datalake_url), team)
@@ -128,9 +120,9 @@ def upload(
             lake, _with_progress(file), filename=file.name, bucket=target, description=description
         )
     except UnknownBucket as exc:
-        _fail(f"{exc}")
+        fail(f"{exc}")
     except (InvalidUpload, UploadTooLarge) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"upload_id: {landed.upload.id}  bucket: {target.id}  status: received")
 
 
@@ -142,7 +134,7 @@ def status(upload_id: uuid.UUID, team: TeamOption) -> None:
     try:
         up = get_upload(team, upload_id)
     except Exception:
-        _fail("upload not found")
+        fail("upload not found")
     table = Table(show_header=False)
     for field in (
         "status",
@@ -174,14 +166,14 @@ def budget_set(
     from outreach_core.teams import get_team
 
     if get_team(team) is None:
-        _fail(f"no team {team}")
+        fail(f"no team {team}")
     if clear == (enrichment_monthly is not None):
-        _fail("give either --enrichment-monthly AMOUNT or --clear")
+        fail("give either --enrichment-monthly AMOUNT or --clear")
     amount = None if clear else Decimal(str(enrichment_monthly))
     try:
         set_monthly_cap(team, amount)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(
         "enrichment cap cleared" if amount is None else f"enrichment cap: ${amount}/month"
     )
@@ -198,7 +190,7 @@ def budget_show(team: TeamOption, period: str | None = None) -> None:
     try:
         rows = month_spend(team, period)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     table = Table(title=f"Spend {period} (cap: {get_monthly_cap(team) or 'none'})")
     for col in ("provider", "operation", "units", "amount"):
         table.add_column(col)
@@ -215,7 +207,7 @@ def retry(upload_id: uuid.UUID, team: TeamOption) -> None:
     try:
         up = retry_upload(team, upload_id)
     except LookupError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"upload {up.id} queued again (attempt {up.attempt})")
 
 

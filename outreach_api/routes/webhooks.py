@@ -11,12 +11,12 @@ from fastapi.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 
 from outreach_core.messaging.delivery import StatusUpdate, record_status
+from outreach_core.messaging.twilio_client import SIGNATURE_HEADER
 from outreach_core.messaging.twilio_gateway import REFERENCE_PARAM, STATUS_CALLBACK_PATH
 from outreach_core.settings import get_settings
 
 log = logging.getLogger("outreach_api.webhooks")
 router = APIRouter(include_in_schema=False)
-SIGNATURE_HEADER = "X-Twilio-Signature"
 
 
 async def signed_form(request: Request) -> dict[str, str]:

@@ -157,11 +157,7 @@ def transition_in(
 ) -> Campaign:
     """`transition` inside the caller's transaction (the send engine pauses a campaign in
     the transaction that finds its budget spent)."""
-    campaign = session.scalar(
-        select(Campaign).where(Campaign.id == campaign_id).with_for_update(key_share=True)
-    )
-    if campaign is None:
-        raise CampaignNotFound(campaign_id)
+    campaign = _locked(session, campaign_id)
     current = campaign.status
     allowed = to in CAMPAIGN_TRANSITIONS[current]
     if not allowed or (only_from is not None and current not in only_from):
@@ -178,6 +174,18 @@ def transition_in(
     campaign.updated_at = datetime.now(UTC)
     session.flush()
     _record(session, campaign, actor, "status", current, to, reason)
+    return campaign
+
+
+def _locked(session: Session, campaign_id: uuid.UUID) -> Campaign:
+    """The campaign row, locked for a change. FOR NO KEY UPDATE: it waits for a send in
+    flight (which holds the row FOR SHARE) but not for inserts that reference the campaign
+    (messages, ledger rows), which only take a key-share lock."""
+    campaign = session.scalar(
+        select(Campaign).where(Campaign.id == campaign_id).with_for_update(key_share=True)
+    )
+    if campaign is None:
+        raise CampaignNotFound(campaign_id)
     return campaign
 
 
@@ -328,11 +336,7 @@ def note(
 ) -> None:
     """An audit entry that changes no status (a number bought or not, ...)."""
     with tenant_session(team_id) as session:
-        campaign = session.get(
-            Campaign, (team_id, campaign_id), with_for_update={"key_share": True}
-        )
-        if campaign is None:
-            raise CampaignNotFound(campaign_id)
+        campaign = _locked(session, campaign_id)
         if set_status_reason:
             campaign.status_reason = reason
             campaign.updated_at = datetime.now(UTC)
@@ -344,11 +348,7 @@ def attach_number(
 ) -> None:
     """The campaign sends from `number`, and so do its messages not sent yet."""
     with tenant_session(team_id) as session:
-        campaign = session.get(
-            Campaign, (team_id, campaign_id), with_for_update={"key_share": True}
-        )
-        if campaign is None:
-            raise CampaignNotFound(campaign_id)
+        campaign = _locked(session, campaign_id)
         campaign.sending_number_id = number.id
         campaign.status_reason = None
         campaign.updated_at = datetime.now(UTC)

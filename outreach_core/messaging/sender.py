@@ -124,6 +124,8 @@ class _Claimed:
     body: str
     segments: int
     sending_number_id: uuid.UUID | None
+    # Resolved with the claim (the guardrails loaded the number), not once per send.
+    from_number: str | None
     validity_period_s: int | None
 
 
@@ -239,6 +241,7 @@ def _claim(
                     message.body,
                     message.segments,
                     message.sending_number_id,
+                    _from_number(session, team_id, message.sending_number_id),
                     verdict.validity_period_s,
                 )
             )
@@ -380,7 +383,7 @@ def _send_one(
         sms = OutboundSms(
             message_id=claimed.id,
             to=claimed.to,
-            from_number=_from_number(session, team_id, claimed.sending_number_id),
+            from_number=claimed.from_number,
             messaging_service_sid=campaign.messaging_service_sid,
             body=claimed.body,
             validity_period_s=claimed.validity_period_s,
