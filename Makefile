@@ -5,10 +5,12 @@ VENV := .venv
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
 # The venv comes from uv.lock, installed only when missing or when the lock changed.
+# Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE set (as on CI) every process
+# (daemon, run workers, API) would otherwise compile Dagster and the rest from source.
 $(VENV)/.synced: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
 		python3 -m pip install --quiet uv
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --quiet --compile-bytecode
 	@touch $@
 
 demo: $(VENV)/.synced

@@ -79,8 +79,8 @@ def main() -> None:
     from outreach_assets.enrichment import enriched_leads
     from outreach_assets.partitions import partition_key, teams_partitions
     from outreach_assets.resources import ApolloResource
+    from outreach_core.costs import budget
     from outreach_core.db.migrate import migrate
-    from outreach_core.enrich import budget
     from outreach_core.sandbox.apollo import SandboxApollo
     from outreach_core.teams import create_team
 

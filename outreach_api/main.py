@@ -5,7 +5,16 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from outreach_api.errors import HANDLERS
-from outreach_api.routes import campaigns, catalog, costs, leads, uploads, webhooks
+from outreach_api.routes import (
+    campaigns,
+    catalog,
+    consents,
+    costs,
+    leads,
+    teams,
+    uploads,
+    webhooks,
+)
 
 
 def create_app() -> FastAPI:
@@ -15,6 +24,8 @@ def create_app() -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(costs.router)
     app.include_router(campaigns.router)
+    app.include_router(teams.router)
+    app.include_router(consents.router)
     app.include_router(webhooks.router)
 
     @app.get("/healthz", include_in_schema=False)

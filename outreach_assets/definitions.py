@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from outreach_assets.campaign_create import create_campaign_job
 from outreach_assets.campaigns import campaign_send_job, campaign_send_sensor, default_twilio
 from outreach_assets.enrichment import enrich_after_ingest_sensor, enriched_leads
 from outreach_assets.ingestion import bucket_index, leads, processed_records, validated_records
@@ -18,7 +19,13 @@ from outreach_assets.sensors import (
 
 defs = dg.Definitions(
     assets=[validated_records, processed_records, bucket_index, leads, enriched_leads],
-    jobs=[ingest_job, enrich_job, campaign_send_job, reconcile_deliveries_job],
+    jobs=[
+        ingest_job,
+        enrich_job,
+        create_campaign_job,
+        campaign_send_job,
+        reconcile_deliveries_job,
+    ],
     schedules=[reconcile_deliveries_schedule],
     sensors=[
         upload_sensor,

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from outreach_cli.campaigns_cli import campaign_app
 from outreach_cli.console import TeamOption, console, fail
+from outreach_core.db.states import CostCategory
 
 app = typer.Typer(help="Outreach pipeline operations.", no_args_is_help=True)
 team_app = typer.Typer(help="Teams and API keys.", no_args_is_help=True)
@@ -51,6 +52,47 @@ def team_create(name: str) -> None:
     console.print(f"team_id: {team.team_id}")
     console.print(f"api_key: {team.api_key}")
     console.print("[dim]The key is shown once; only its hash is stored.[/dim]")
+
+
+@team_app.command("settings")
+def team_settings(
+    team: TeamOption,
+    require_consent: Annotated[
+        bool | None,
+        typer.Option(
+            "--require-consent/--no-require-consent",
+            help="Text a phone for the first time only with its recorded consent",
+        ),
+    ] = None,
+) -> None:
+    """Show a team's settings, or change them."""
+    from outreach_core.messaging.consent import set_require_consent
+    from outreach_core.teams import get_team
+
+    if get_team(team) is None:
+        fail(f"no team {team}")
+    if require_consent is not None:
+        set_require_consent(team, require_consent)
+    found = get_team(team)
+    assert found is not None
+    console.print(f"require_consent: {found.require_consent}")
+
+
+@team_app.command("consent")
+def team_consent(
+    team: TeamOption,
+    phone: Annotated[list[str], typer.Option(help="A phone that agreed (repeat)")],
+    source: Annotated[str, typer.Option(help="Where they agreed: a form, a call, ...")],
+) -> None:
+    """Record phones' consent to be texted (needed for first contact when the team requires
+    it)."""
+    from outreach_core.messaging.consent import InvalidPhone, record_consent
+
+    try:
+        recorded, phones = record_consent(team, phone, source)
+    except (InvalidPhone, ValueError) as exc:
+        fail(f"{exc}; nothing was recorded")
+    console.print(f"consent recorded for {recorded} phones ({phones - recorded} already)")
 
 
 @team_app.command("key-create")
@@ -154,48 +196,58 @@ def status(upload_id: uuid.UUID, team: TeamOption) -> None:
 @budget_app.command("set")
 def budget_set(
     team: TeamOption,
-    enrichment_monthly: Annotated[
-        float | None, typer.Option(help="Monthly enrichment cap in dollars")
-    ] = None,
+    category: Annotated[
+        str,
+        typer.Option(
+            help=f"What the cap limits: {', '.join(CostCategory)}, or total for everything"
+        ),
+    ],
+    monthly: Annotated[float | None, typer.Option(help="Monthly cap in dollars")] = None,
     clear: Annotated[bool, typer.Option(help="Remove the cap")] = False,
 ) -> None:
-    """Set (or clear) a team's monthly enrichment budget; runs stop at the cap."""
+    """Set (or clear) a team's monthly cap for a cost category or the total; enrichment
+    runs stop and campaigns pause at the cap."""
     from decimal import Decimal
 
-    from outreach_core.enrich.budget import set_monthly_cap
+    from outreach_core.costs.budget import set_monthly_cap
     from outreach_core.teams import get_team
 
     if get_team(team) is None:
         fail(f"no team {team}")
-    if clear == (enrichment_monthly is not None):
-        fail("give either --enrichment-monthly AMOUNT or --clear")
-    amount = None if clear else Decimal(str(enrichment_monthly))
+    if category != "total" and category not in set(CostCategory):
+        fail(f"unknown category {category!r}: use {', '.join(CostCategory)} or total")
+    if clear == (monthly is not None):
+        fail("give either --monthly AMOUNT or --clear")
+    amount = None if clear else Decimal(str(monthly))
     try:
-        set_monthly_cap(team, amount)
+        set_monthly_cap(team, None if category == "total" else CostCategory(category), amount)
     except ValueError as exc:
         fail(str(exc))
     console.print(
-        "enrichment cap cleared" if amount is None else f"enrichment cap: ${amount}/month"
+        f"{category} cap cleared" if amount is None else f"{category} cap: ${amount}/month"
     )
 
 
 @budget_app.command("show")
 def budget_show(team: TeamOption, period: str | None = None) -> None:
-    """Show a team's cap and its spend for a month (YYYY-MM, default this month)."""
+    """Show a team's caps and its spend for a month (YYYY-MM, default this month)."""
     from datetime import UTC, datetime
 
-    from outreach_core.enrich.budget import get_monthly_cap, month_spend
+    from outreach_core.costs.budget import get_monthly_caps, month_spend
 
     period = period or datetime.now(UTC).strftime("%Y-%m")
     try:
         rows = month_spend(team, period)
     except ValueError as exc:
         fail(str(exc))
-    table = Table(title=f"Spend {period} (cap: {get_monthly_cap(team) or 'none'})")
-    for col in ("provider", "operation", "units", "amount"):
+    caps = ", ".join(
+        f"{k or 'total'} ${cap}" for k, cap in get_monthly_caps(team).items() if cap is not None
+    )
+    table = Table(title=f"Spend {period} (caps: {caps or 'none'})")
+    for col in ("category", "provider", "operation", "units", "amount"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r.provider, r.operation, str(r.units), f"{r.amount:.2f}")
+        table.add_row(r.category, r.provider, r.operation, str(r.units), f"{r.amount:.2f}")
     console.print(table)
 
 

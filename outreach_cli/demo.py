@@ -26,11 +26,11 @@ from outreach_assets.sensors import upload_sensor
 from outreach_cli.demo_campaign import run_campaign
 from outreach_cli.instance import storage_environment, write_dagster_yaml
 from outreach_core.catalog import load_catalog
+from outreach_core.costs import budget
 from outreach_core.datalake import TeamLake, store_from_url
 from outreach_core.db.engine import tenant_session
 from outreach_core.db.migrate import migrate
 from outreach_core.db.tables import BucketIndex, Lead, Upload
-from outreach_core.enrich import budget
 from outreach_core.enrich.defaults import PRICE_PER_CREDIT
 from outreach_core.sandbox.apollo import DEFAULT_RATE_LIMIT_PER_MINUTE, SandboxApollo
 from outreach_core.settings import get_settings

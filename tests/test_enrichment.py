@@ -24,8 +24,9 @@ from outreach_assets.definitions import defs
 from outreach_assets.enrichment import enrich_after_ingest_sensor, enriched_leads
 from outreach_assets.partitions import partition_key, teams_partitions
 from outreach_assets.resources import ApolloResource
+from outreach_core.costs import budget
 from outreach_core.db.engine import tenant_session
-from outreach_core.enrich import budget
+from outreach_core.db.states import CostCategory
 from outreach_core.enrich.apollo_models import ApolloPerson
 from outreach_core.enrich.derive import derive
 from outreach_core.leads.ids import reserve_lead_ids
@@ -395,19 +396,21 @@ def _spent(team_id: uuid.UUID) -> Decimal:
 
 def test_budget_reached_mid_run_stops_cleanly_and_never_overspends(instance, team, sandbox) -> None:
     seed(team.team_id, [person(i) for i in range(60)])
-    budget.set_monthly_cap(team.team_id, Decimal("2.50"))  # 25 credits at $0.10
+    budget.set_monthly_cap(
+        team.team_id, CostCategory.ENRICHMENT, Decimal("2.50")
+    )  # 25 credits at $0.10
 
     result = enrich(instance, team.team_id, apollo(sandbox, max_in_flight=1))
 
     assert result.success  # a reached cap is not a failure
     meta = metadata(result)
     assert meta["stopped"] == "budget_cap_reached"
-    assert "monthly enrichment budget reached (cap $2.50)" in meta["message"]
+    assert "the team's monthly enrichment budget of $2.50 reached" in meta["message"]
     assert _spent(team.team_id) <= Decimal("2.50")
     assert _spent(team.team_id) == sandbox.requests.credits_charged * PRICE
     assert statuses(team.team_id).get(None, 0) > 0  # left open for next month or a new cap
 
-    budget.set_monthly_cap(team.team_id, None)
+    budget.set_monthly_cap(team.team_id, CostCategory.ENRICHMENT, None)
     enrich(instance, team.team_id, apollo(sandbox, max_in_flight=1))
     assert None not in statuses(team.team_id)
     assert sandbox.requests.duplicate_paid_matches == 0
@@ -416,7 +419,7 @@ def test_budget_reached_mid_run_stops_cleanly_and_never_overspends(instance, tea
 def test_two_concurrent_runs_never_spend_past_the_cap(team, sandbox) -> None:
     seed(team.team_id, [person(i) for i in range(50)], sector="construction")
     seed(team.team_id, [person(i) for i in range(100, 150)], sector="healthcare")
-    budget.set_monthly_cap(team.team_id, Decimal("3.00"))
+    budget.set_monthly_cap(team.team_id, CostCategory.ENRICHMENT, Decimal("3.00"))
     sandbox.latency = 0.05
 
     def run(sector: str) -> Any:

@@ -20,9 +20,23 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
+from outreach_core.costs import budget
+from outreach_core.costs.budget import LedgerEntry
 from outreach_core.db.engine import tenant_session
-from outreach_core.db.states import CampaignStatus, CampaignType, MessageStatus, PhoneFlag
-from outreach_core.db.tables import CostLedger, Message, PhoneFlagRow, SendingNumber
+from outreach_core.db.states import (
+    CampaignStatus,
+    CampaignType,
+    CostCategory,
+    MessageStatus,
+    PhoneFlag,
+)
+from outreach_core.db.tables import (
+    BudgetReservation,
+    CostLedger,
+    Message,
+    PhoneFlagRow,
+    SendingNumber,
+)
 from outreach_core.messaging.campaigns import (
     NewCampaign,
     campaign_events,
@@ -31,6 +45,7 @@ from outreach_core.messaging.campaigns import (
     schedule_campaign,
     transition,
 )
+from outreach_core.messaging.consent import record_consent, set_require_consent
 from outreach_core.messaging.enrolment import LeadSelection
 from outreach_core.messaging.sender import OutboundSms, ProviderAnswer, send_campaign
 from outreach_core.messaging.twilio_gateway import TwilioGateway
@@ -184,6 +199,90 @@ def test_the_budget_is_never_overspent_and_the_campaign_pauses_itself(team, twil
     last = campaign_events(team.team_id, campaign_id)[-1]
     assert (last.actor, last.to_status) == ("system", "paused") and "budget" in last.reason
     assert twilio.requests.messages_created == 2
+
+
+def test_the_teams_sms_budget_pauses_a_campaign_and_prices_replace_reservations(
+    team, twilio
+) -> None:
+    budget.set_monthly_cap(team.team_id, CostCategory.SMS, Decimal("0.05"))
+    campaign_id = active_campaign(team.team_id, ny(6))  # no budget of its own
+    stats = send_campaign(team.team_id, campaign_id, gateway(), "r", clock=in_ny)
+    # $0.02 worst case a message: two fit under the team's cap.
+    assert stats.sent == 2
+    campaign = get_campaign(team.team_id, campaign_id)
+    assert campaign.status is CampaignStatus.PAUSED
+    assert campaign.status_reason == "the team's monthly sms budget of $0.05 reached"
+    assert twilio.wait_idle(10)
+    time.sleep(0.3)  # the last callbacks' requests finish in our API
+    with tenant_session(team.team_id) as session:
+        # Each price booked replaced its message's reservation: nothing left held.
+        assert session.scalar(select(func.count()).select_from(BudgetReservation)) == 0
+        categories = session.scalars(select(CostLedger.category)).all()
+    assert categories == [CostCategory.SMS, CostCategory.SMS]
+    spent = sum(r.amount for r in budget.month_spend(team.team_id, _month()))
+    assert 0 < spent <= Decimal("0.05")
+
+
+def test_the_teams_total_budget_counts_enrichment_spend_against_sms(team, twilio) -> None:
+    with tenant_session(team.team_id) as session:
+        entry = LedgerEntry(
+            "apollo", "people_match", 10, Decimal("0.10"), category=CostCategory.ENRICHMENT
+        )
+        budget.commit_by_id(session, team.team_id, None, [entry])
+    budget.set_monthly_cap(team.team_id, None, Decimal("1.03"))  # $1 spent on enrichment
+    campaign_id = active_campaign(team.team_id, ny(3))
+    stats = send_campaign(team.team_id, campaign_id, gateway(), "r", clock=in_ny)
+    assert stats.sent == 1
+    reason = get_campaign(team.team_id, campaign_id).status_reason
+    assert reason == "the team's monthly budget of $1.03 reached"
+
+
+def test_first_contact_needs_consent_where_the_team_requires_it(team, twilio) -> None:
+    set_require_consent(team.team_id, True)
+    record_consent(team.team_id, ["(212) 555-0001"], "web form")
+    campaign_id = active_campaign(team.team_id, ny(3))
+    stats = send_campaign(team.team_id, campaign_id, gateway(), "r", clock=in_ny)
+    assert stats.sent == 1 and stats.blocked == {"no_consent": 2}
+    sent = {m.to_phone: (m.status, m.block_reason) for m in messages(team.team_id, campaign_id)}
+    assert sent["+12125550001"][0] is not MessageStatus.BLOCKED
+    assert sent["+12125550000"] == (MessageStatus.BLOCKED, "no_consent")
+    # A phone already texted (before the team began to require consent) is no first contact.
+    set_require_consent(team.team_id, False)
+    earlier = active_campaign(team.team_id, ny(1, first=5))
+    assert send_campaign(team.team_id, earlier, gateway(), "r2", clock=in_ny).sent == 1
+    set_require_consent(team.team_id, True)
+    again = _second_step(team.team_id, earlier)
+    assert send_campaign(team.team_id, earlier, gateway(), "r3", clock=in_ny).sent == 1
+    assert next(m for m in messages(team.team_id, earlier) if m.id == again).status not in (
+        MessageStatus.BLOCKED,
+        MessageStatus.PENDING,
+    )
+
+
+def _second_step(team_id: uuid.UUID, campaign_id: uuid.UUID) -> uuid.UUID:
+    """A follow-up (step 1) to the campaign's first lead, due now."""
+    first = messages(team_id, campaign_id)[0]
+    follow_up = uuid.uuid4()
+    with tenant_session(team_id) as session:
+        session.add(
+            Message(
+                team_id=team_id,
+                id=follow_up,
+                campaign_id=campaign_id,
+                lead_id=first.lead_id,
+                step=1,
+                to_phone=first.to_phone,
+                sending_number_id=first.sending_number_id,
+                body="Following up",
+                segments=1,
+                not_before=AFTERNOON_IN_NY,
+            )
+        )
+    return follow_up
+
+
+def _month() -> str:
+    return datetime.now(UTC).strftime("%Y-%m")
 
 
 class PausesMidRun:

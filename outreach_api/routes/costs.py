@@ -1,4 +1,5 @@
-"""/v1/costs: the caller's spend for a month, by provider and operation."""
+"""/v1/costs: the caller's spend for a month, by category, provider and operation, with
+the team's monthly caps."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pydantic import BaseModel, ConfigDict
 
 from outreach_api.deps import TeamId
 from outreach_api.errors import V1_ERRORS, ErrorOut, ValidationErrorOut, error
-from outreach_core.enrich.budget import get_monthly_cap, month_spend
+from outreach_core.costs.budget import get_monthly_caps, month_spend
+from outreach_core.db.states import CostCategory
 
 router = APIRouter(prefix="/v1/costs", tags=["costs"], responses=V1_ERRORS)
 
@@ -19,6 +21,7 @@ router = APIRouter(prefix="/v1/costs", tags=["costs"], responses=V1_ERRORS)
 class CostLine(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
+    category: CostCategory
     provider: str
     operation: str
     units: int
@@ -28,7 +31,9 @@ class CostLine(BaseModel):
 class CostsOut(BaseModel):
     period: str
     total: Decimal
-    enrichment_monthly_cap: Decimal | None
+    by_category: dict[CostCategory, Decimal]
+    # Monthly caps by category, and `total` for the cap on everything; null: no cap.
+    caps: dict[str, Decimal | None]
     lines: list[CostLine]
 
 
@@ -49,9 +54,13 @@ def get_costs(
         rows = month_spend(team_id, period)
     except ValueError as exc:
         raise HTTPException(422, f"invalid period {period!r}: {exc}") from None
+    by_category = dict.fromkeys(CostCategory, Decimal(0))
+    for r in rows:
+        by_category[r.category] += r.amount
     return CostsOut(
         period=period,
-        total=sum((r.amount for r in rows), Decimal(0)),
-        enrichment_monthly_cap=get_monthly_cap(team_id),
+        total=sum(by_category.values(), Decimal(0)),
+        by_category=by_category,
+        caps={str(k or "total"): cap for k, cap in get_monthly_caps(team_id).items()},
         lines=[CostLine.model_validate(r) for r in rows],
     )

@@ -109,11 +109,28 @@ class NumberStatus(StrEnum):
 
 
 class PhoneFlag(StrEnum):
-    """What a team knows about a phone that stops messages to it."""
+    """What a team knows about a phone: what stops messages to it, and its consent."""
 
     SUPPRESSED = "suppressed"  # opted out, blocked us, or on the team's own list
     INVALID = "invalid"  # the provider says it is not a valid mobile number
     LANDLINE = "landline"  # cannot receive SMS
+    # Agreed to be contacted (with where that consent came from): a team that requires
+    # consent texts a phone for the first time only with this flag.
+    CONSENTED = "consented"
+
+
+# Flags that stop every message to the phone.
+PHONE_BLOCKING_FLAGS = (PhoneFlag.SUPPRESSED, PhoneFlag.INVALID, PhoneFlag.LANDLINE)
+
+
+class CostCategory(StrEnum):
+    """What money was spent on: every ledger row and every reservation has one, and a team
+    can cap each category and the total per month."""
+
+    ENRICHMENT = "enrichment"
+    SMS = "sms"
+    VOICE = "voice"
+    EMAIL = "email"
 
 
 class MessageStatus(StrEnum):

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKeyConstraint,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
     text,
 )
@@ -35,6 +37,7 @@ from outreach_core.db.states import (
     CacheStatus,
     CampaignStatus,
     CampaignType,
+    CostCategory,
     EnrichmentStatus,
     MessageStatus,
     NumberStatus,
@@ -86,6 +89,8 @@ class Team(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = _now()
+    # Texting a phone for the first time needs its recorded consent (PhoneFlag.CONSENTED).
+    require_consent: Mapped[bool] = mapped_column(Boolean, server_default=false())
     # The team's last lead id handed out: lead ids are numbered per team so that they reveal
     # nothing about other teams (outreach_core.leads.ids).
     last_lead_id: Mapped[int] = mapped_column(BigInteger, server_default="0")
@@ -322,56 +327,82 @@ class ProviderPacing(Base):
 
 
 class CostLedger(Base):
+    """What was really spent: one row per paid call (or per priced message attempt)."""
+
     __tablename__ = "cost_ledger"
     __table_args__ = (
         ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
         ForeignKeyConstraint(["team_id", "upload_id"], ["uploads.team_id", "uploads.id"]),
+        ForeignKeyConstraint(["team_id", "campaign_id"], ["campaigns.team_id", "campaigns.id"]),
         CheckConstraint("units >= 0 AND amount >= 0", name="non_negative"),
+        CheckConstraint(sql_in("category", CostCategory), name="category"),
         Index("ix_cost_ledger_team_time", "team_id", "created_at"),
+        Index(
+            "ix_cost_ledger_campaign",
+            "team_id",
+            "campaign_id",
+            postgresql_where=text("campaign_id IS NOT NULL"),
+        ),
     )
 
     team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    category: Mapped[CostCategory] = mapped_column(_state(CostCategory, 20))
     provider: Mapped[str] = mapped_column(String(40))
     operation: Mapped[str] = mapped_column(String(60))
     units: Mapped[int] = mapped_column(Integer)
     unit_cost: Mapped[Decimal] = mapped_column(Numeric(12, 4))
     amount: Mapped[Decimal] = mapped_column(Numeric(12, 4))
     upload_id: Mapped[uuid.UUID | None]
-    # No campaigns table yet; becomes a composite reference when there is one.
     campaign_id: Mapped[uuid.UUID | None]
     reference: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _now()
 
 
 class TeamBudget(Base):
+    """A team's monthly caps (UTC months): one per cost category and one on the total;
+    NULL is no cap. The row is also the lock that serialises the team's reservations."""
+
     __tablename__ = "team_budgets"
     __table_args__ = (
         ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
         CheckConstraint("enrichment_monthly_cap >= 0", name="cap_non_negative"),
+        CheckConstraint(
+            "sms_monthly_cap >= 0 AND voice_monthly_cap >= 0 AND email_monthly_cap >= 0 "
+            "AND total_monthly_cap >= 0",
+            name="caps_non_negative",
+        ),
     )
 
     team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    # NULL: no cap.
+    # One column per CostCategory, named `<category>_monthly_cap` (outreach_core.costs).
     enrichment_monthly_cap: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    sms_monthly_cap: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    voice_monthly_cap: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    email_monthly_cap: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    total_monthly_cap: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
     updated_at: Mapped[datetime] = _now()
 
 
 class BudgetReservation(Base):
-    """Money set aside before a paid call; a crashed run's reservations stop counting
-    after `expires_at`."""
+    """Money set aside before a paid call (a worst case), replaced by the ledger row of
+    what the call cost; a crashed run's reservations stop counting after `expires_at`."""
 
     __tablename__ = "budget_reservations"
     __table_args__ = (
         ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
         CheckConstraint("amount >= 0", name="non_negative"),
+        CheckConstraint(sql_in("category", CostCategory), name="category"),
         Index("ix_budget_reservations_team_expiry", "team_id", "expires_at"),
     )
 
     team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    category: Mapped[CostCategory] = mapped_column(_state(CostCategory, 20))
     provider: Mapped[str] = mapped_column(String(40))
     amount: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    # Counts against this campaign's budget too (no FK: a reservation is short-lived).
+    campaign_id: Mapped[uuid.UUID | None]
     created_at: Mapped[datetime] = _now()
     expires_at: Mapped[datetime]
 
@@ -560,6 +591,9 @@ class Message(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
+    # The budget reservation of its worst-case price while it is claimed or waiting for
+    # its price (outreach_core.costs).
+    reservation_id: Mapped[uuid.UUID | None]
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 

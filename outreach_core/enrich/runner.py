@@ -43,11 +43,12 @@ from sqlalchemy import Engine, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
+from outreach_core.costs import budget
 from outreach_core.crashpoints import crashpoint
 from outreach_core.db.engine import app_engine, tenant_session
-from outreach_core.db.states import CacheStatus, EnrichmentStatus
+from outreach_core.db.states import CacheStatus, CostCategory, EnrichmentStatus
 from outreach_core.db.tables import LEAD_OPEN_FOR_ENRICHMENT
-from outreach_core.enrich import budget, cache, defaults
+from outreach_core.enrich import cache, defaults
 from outreach_core.enrich.apollo_client import (
     MAX_BULK,
     ApolloClient,
@@ -555,18 +556,23 @@ class _Run:
         if reservation is not None:
             return _Sending(keys, reservation)
         self._release(keys)
-        cap = budget.get_monthly_cap(self.team_id, engine=self.engine)
+        with tenant_session(self.team_id, self.engine) as s:
+            limit = budget.room(s, self.team_id, CostCategory.ENRICHMENT).limit
         self.stop(
             StopReason.BUDGET,
-            f"monthly enrichment budget reached (cap ${cap}); "
-            f"the next call could cost up to ${amount}",
+            f"{limit or 'the budget'} reached; the next call could cost up to ${amount}",
         )
         return None
 
     def _reserve_amount(self, amount: Decimal) -> budget.Reservation | None:
         for attempt in range(2):
             reservation = budget.reserve(
-                self.team_id, amount, ttl=self._reservation_ttl, engine=self.engine
+                self.team_id,
+                amount,
+                category=CostCategory.ENRICHMENT,
+                provider=PROVIDER,
+                ttl=self._reservation_ttl,
+                engine=self.engine,
             )
             if reservation is not None:
                 with self._lock:
@@ -630,6 +636,7 @@ class _Run:
     ) -> Decimal:
         """Replace a reservation by the ledger row of ``credits`` (none for 0 credits)."""
         entry = budget.LedgerEntry(
+            category=CostCategory.ENRICHMENT,
             provider=PROVIDER,
             operation=operation,
             units=credits,

@@ -13,18 +13,17 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from outreach_core.costs import budget
 from outreach_core.db.engine import system_session, tenant_session
-from outreach_core.db.states import MESSAGE_PROGRESS, CampaignStatus, MessageStatus
+from outreach_core.db.states import MESSAGE_PROGRESS, CampaignStatus, CostCategory, MessageStatus
 from outreach_core.db.tables import Campaign, CostLedger, Message
 from outreach_core.messaging import defaults
 from outreach_core.messaging.campaigns import transition_in
 from outreach_core.messaging.provider_errors import ErrorAction, action_for
-from outreach_core.messaging.sender import RETRY_BACKOFF, apply_error
+from outreach_core.messaging.sender import RETRY_BACKOFF, apply_error, drop_reservation
 from outreach_core.messaging.twilio_gateway import parse_price
 from outreach_core.settings import get_settings
 
-LEDGER_PROVIDER = "twilio"
-LEDGER_OPERATION = "sms"
 # Callbacks that say the provider is still trying (not an outcome yet).
 _IN_PROGRESS = {
     MessageStatus.ACCEPTED,
@@ -119,18 +118,25 @@ def _record_price(session: Session, message: Message, update: StatusUpdate) -> N
     message.price = (message.price or 0) + price
     message.price_unit = update.price_unit
     amount = abs(price)
-    session.add(
-        CostLedger(
-            team_id=message.team_id,
-            provider=LEDGER_PROVIDER,
-            operation=LEDGER_OPERATION,
-            units=message.segments,
-            unit_cost=amount / max(message.segments, 1),
-            amount=amount,
-            campaign_id=message.campaign_id,
-            reference=reference,
-        )
+    # The real price replaces the worst case reserved when the message was claimed.
+    budget.commit_by_id(
+        session,
+        message.team_id,
+        message.reservation_id,
+        [
+            budget.LedgerEntry(
+                category=CostCategory.SMS,
+                provider=defaults.SMS_PROVIDER,
+                operation=defaults.SMS_OPERATION,
+                units=message.segments,
+                unit_cost=amount / max(message.segments, 1),
+                amount=amount,
+                campaign_id=message.campaign_id,
+                reference=reference,
+            )
+        ],
     )
+    message.reservation_id = None
 
 
 def _error(session: Session, message: Message, code: int, status: MessageStatus) -> None:
@@ -139,6 +145,7 @@ def _error(session: Session, message: Message, code: int, status: MessageStatus)
     if status in _IN_PROGRESS:
         return
     if action is ErrorAction.RETRY and message.attempts < settings.sms_max_attempts:
+        drop_reservation(session, message)
         message.status = MessageStatus.PENDING
         message.claimed_by = None
         message.provider_sid = None

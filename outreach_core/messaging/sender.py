@@ -29,16 +29,18 @@ from typing import Protocol
 from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from outreach_core.costs import budget
 from outreach_core.crashpoints import crashpoint
 from outreach_core.db.engine import app_engine, tenant_session
 from outreach_core.db.states import (
     MESSAGE_UNSENT,
     CampaignStatus,
+    CostCategory,
     MessageStatus,
     NumberStatus,
     PhoneFlag,
 )
-from outreach_core.db.tables import Campaign, Lead, Message, PhoneFlagRow, SendingNumber
+from outreach_core.db.tables import Campaign, Lead, Message, PhoneFlagRow, SendingNumber, Team
 from outreach_core.guardrails.quiet_hours import check_quiet_hours
 from outreach_core.guardrails.reasons import BlockReason
 from outreach_core.messaging import defaults
@@ -179,11 +181,11 @@ def send_campaign(
 def _claim(
     team_id: uuid.UUID, campaign_id: uuid.UUID, run_id: str, now: datetime, stats: SendStats
 ) -> tuple[list[_Claimed], str | None]:
-    """The next batch, and the reason to pause the campaign after sending it (its budget
-    cannot pay for the message after the batch)."""
+    """The next batch, and the reason to pause the campaign after sending it (a budget
+    cannot pay for the next message). Each claimed message reserves its worst-case price."""
     settings = get_settings()
     pause_reason: str | None = None
-    claimed: list[_Claimed] = []
+    claimed: list[tuple[Message, _Claimed]] = []
     with tenant_session(team_id) as session:
         campaign = session.scalar(
             select(Campaign).where(Campaign.id == campaign_id).with_for_update(read=True)
@@ -202,16 +204,27 @@ def _claim(
         ).all()
         if not due:
             return [], None
+        phones = sorted({m.to_phone for m, _, _ in due})
         # Two campaigns of the team texting one phone at once count each other's messages.
-        for phone in sorted({m.to_phone for m, _, _ in due}):
-            session.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-                {"k": f"sms:{team_id}:{phone}"},
-            )
-        budget_left = _budget_left(session, campaign)
-        sent_today = _sent_since(session, Message.campaign_id == campaign_id, now - DAY)
+        session.execute(
+            text(
+                "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
+                "FROM (SELECT unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS keys"
+            ),
+            {"keys": [f"sms:{team_id}:{phone}" for phone in phones]},
+        )
+        facts = _PhoneFacts.load(session, team_id, phones, now)
+        room = budget.room(
+            session,
+            team_id,
+            CostCategory.SMS,
+            campaign_id=campaign_id,
+            campaign_budget=campaign.budget,
+        )
+        reserved = Decimal(0)
+        sent_today, oldest_today = _sent_since(session, campaign_id, now - DAY)
         for message, zip_code, state in due:
-            verdict = _guardrails(session, message, zip_code, state, now)
+            verdict = _guardrails(message, zip_code, state, now, facts)
             if verdict.block is not None:
                 _block(message, verdict.block, stats)
                 continue
@@ -219,33 +232,98 @@ def _claim(
                 _reschedule(message, verdict.retry_at, verdict.reason, stats)
                 continue
             if sent_today >= campaign.daily_limit:
-                oldest = _oldest_since(session, Message.campaign_id == campaign_id, now - DAY)
-                _reschedule(message, (oldest or now) + DAY, BlockReason.DAILY_LIMIT, stats)
+                _reschedule(message, (oldest_today or now) + DAY, BlockReason.DAILY_LIMIT, stats)
                 continue
             worst_case = message.segments * settings.sms_worst_case_price_per_segment
-            if budget_left is not None and worst_case > budget_left:
-                pause_reason = f"budget of ${campaign.budget:.2f} reached"
+            if not room.fits(reserved + worst_case):
+                pause_reason = f"{room.limit} reached"
                 break
-            if budget_left is not None:
-                budget_left -= worst_case
+            reserved += worst_case
             sent_today += 1
+            facts.claimed(message.to_phone, now)
             message.status = MessageStatus.CLAIMED
             message.claimed_by = run_id
             message.claimed_at = now
             message.block_reason = None
             message.updated_at = now
+            number = facts.numbers.get(message.sending_number_id)
             claimed.append(
-                _Claimed(
-                    message.id,
-                    message.to_phone,
-                    message.body,
-                    message.segments,
-                    message.sending_number_id,
-                    _from_number(session, team_id, message.sending_number_id),
-                    verdict.validity_period_s,
+                (
+                    message,
+                    _Claimed(
+                        message.id,
+                        message.to_phone,
+                        message.body,
+                        message.segments,
+                        message.sending_number_id,
+                        number.phone_number if number is not None else None,
+                        verdict.validity_period_s,
+                    ),
                 )
             )
-    return claimed, pause_reason
+        held = budget.hold(
+            session,
+            team_id,
+            [c.segments * settings.sms_worst_case_price_per_segment for _, c in claimed],
+            category=CostCategory.SMS,
+            provider=defaults.SMS_PROVIDER,
+            campaign_id=campaign_id,
+            ttl=defaults.SMS_RESERVATION_TTL,
+        )
+        for (message, _), reservation in zip(claimed, held, strict=True):
+            message.reservation_id = reservation.id
+    return [c for _, c in claimed], pause_reason
+
+
+@dataclass
+class _PhoneFacts:
+    """What the guardrails need about a batch's phones, loaded in a few queries for the whole
+    batch and kept up to date as the batch is claimed."""
+
+    flags: dict[str, set[PhoneFlag]]
+    # Messages that went out to the phone in the last 24 h, and the oldest one's claim time.
+    recent: dict[str, tuple[int, datetime | None]]
+    # Phones the team has texted before (None: the team does not require consent).
+    contacted: set[str] | None
+    numbers: dict[uuid.UUID | None, SendingNumber]
+
+    @classmethod
+    def load(
+        cls, session: Session, team_id: uuid.UUID, phones: list[str], now: datetime
+    ) -> _PhoneFacts:
+        flags: dict[str, set[PhoneFlag]] = {}
+        for phone, flag in session.execute(
+            select(PhoneFlagRow.phone, PhoneFlagRow.flag).where(PhoneFlagRow.phone.in_(phones))
+        ):
+            flags.setdefault(phone, set()).add(flag)
+        recent = {
+            phone: (count, oldest)
+            for phone, count, oldest in session.execute(
+                select(Message.to_phone, func.count(), func.min(Message.claimed_at))
+                .where(Message.to_phone.in_(phones))
+                .where(Message.status.in_(_GONE_OUT), Message.claimed_at >= now - DAY)
+                .group_by(Message.to_phone)
+            )
+        }
+        contacted = None
+        if session.scalar(select(Team.require_consent).where(Team.id == team_id)):
+            # Issue 9's inbound messages will count as contact too (a reply is not a first
+            # contact); today the team's own messages that went out are the record.
+            contacted = set(
+                session.scalars(
+                    select(Message.to_phone)
+                    .where(Message.to_phone.in_(phones), Message.status.in_(_GONE_OUT))
+                    .distinct()
+                )
+            )
+        numbers = {n.id: n for n in session.scalars(select(SendingNumber))}
+        return cls(flags, recent, contacted, numbers)
+
+    def claimed(self, phone: str, now: datetime) -> None:
+        count, oldest = self.recent.get(phone, (0, None))
+        self.recent[phone] = (count + 1, oldest or now)
+        if self.contacted is not None:
+            self.contacted.add(phone)
 
 
 @dataclass(frozen=True)
@@ -257,30 +335,33 @@ class _Verdict:
 
 
 def _guardrails(
-    session: Session, message: Message, zip_code: str | None, state: str | None, now: datetime
+    message: Message, zip_code: str | None, state: str | None, now: datetime, facts: _PhoneFacts
 ) -> _Verdict:
     """May this message go out now? Final blocks, then reschedules, in that order."""
-    settings = get_settings()
-    flags = _flags(session, message.to_phone)
+    flags = facts.flags.get(message.to_phone, set())
     if PhoneFlag.SUPPRESSED in flags:
         return _Verdict(block=BlockReason.SUPPRESSED)
     if PhoneFlag.INVALID in flags:
         return _Verdict(block=BlockReason.INVALID_PHONE)
     if PhoneFlag.LANDLINE in flags:
         return _Verdict(block=BlockReason.LANDLINE)
-    if message.sending_number_id is not None:
-        number = session.get(SendingNumber, (message.team_id, message.sending_number_id))
-        if number is not None and number.status is NumberStatus.HALTED:
-            return _Verdict(block=BlockReason.NUMBER_HALTED)
+    if (
+        facts.contacted is not None
+        and PhoneFlag.CONSENTED not in flags
+        and message.to_phone not in facts.contacted
+    ):
+        return _Verdict(block=BlockReason.NO_CONSENT)
+    number = facts.numbers.get(message.sending_number_id)
+    if number is not None and number.status is NumberStatus.HALTED:
+        return _Verdict(block=BlockReason.NUMBER_HALTED)
     quiet = check_quiet_hours(now_utc=now, zip_code=zip_code, state=state, phone=message.to_phone)
     if not quiet.allowed:
         if quiet.retry_at is None:
             return _Verdict(block=quiet.reason or BlockReason.UNKNOWN_TIMEZONE)
         return _Verdict(retry_at=quiet.retry_at, reason=BlockReason.QUIET_HOURS)
-    cap = min(settings.sms_per_lead_per_24h, quiet.max_messages_per_24h or 10**9)
-    to_phone = Message.to_phone == message.to_phone
-    if _sent_since(session, to_phone, now - DAY) >= cap:
-        oldest = _oldest_since(session, to_phone, now - DAY)
+    cap = min(get_settings().sms_per_lead_per_24h, quiet.max_messages_per_24h or 10**9)
+    sent, oldest = facts.recent.get(message.to_phone, (0, None))
+    if sent >= cap:
         return _Verdict(retry_at=(oldest or now) + DAY, reason=BlockReason.LEAD_CAP)
     return _Verdict(validity_period_s=quiet.validity_period_s)
 
@@ -293,41 +374,29 @@ _GONE_OUT = [
 ]
 
 
-def _sent_since(session: Session, which: object, since: datetime) -> int:
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(Message)
-            .where(which, Message.status.in_(_GONE_OUT), Message.claimed_at >= since)
+def _sent_since(
+    session: Session, campaign_id: uuid.UUID, since: datetime
+) -> tuple[int, datetime | None]:
+    """The campaign's messages that went out since `since`, and the oldest one's claim time."""
+    count, oldest = session.execute(
+        select(func.count(), func.min(Message.claimed_at)).where(
+            Message.campaign_id == campaign_id,
+            Message.status.in_(_GONE_OUT),
+            Message.claimed_at >= since,
         )
-        or 0
-    )
-
-
-def _oldest_since(session: Session, which: object, since: datetime) -> datetime | None:
-    return session.scalar(
-        select(func.min(Message.claimed_at)).where(
-            which, Message.status.in_(_GONE_OUT), Message.claimed_at >= since
-        )
-    )
-
-
-def _budget_left(session: Session, campaign: Campaign) -> Decimal | None:
-    """The campaign's budget minus what it spent and what is in flight at its worst case."""
-    if campaign.budget is None:
-        return None
-    worst = get_settings().sms_worst_case_price_per_segment
-    priced, unpriced_segments = session.execute(
-        select(
-            func.coalesce(func.sum(func.abs(Message.price)), 0),
-            func.coalesce(func.sum(Message.segments).filter(Message.price.is_(None)), 0),
-        ).where(Message.campaign_id == campaign.id, Message.status.in_(_GONE_OUT))
     ).one()
-    return campaign.budget - Decimal(priced) - unpriced_segments * worst
+    return int(count), oldest
 
 
 def _flags(session: Session, phone: str) -> set[PhoneFlag]:
     return set(session.scalars(select(PhoneFlagRow.flag).where(PhoneFlagRow.phone == phone)))
+
+
+def drop_reservation(session: Session, message: Message) -> None:
+    """The message will not be billed for this attempt: its reserved price goes back."""
+    if message.reservation_id is not None:
+        budget.release_ids(session, message.team_id, [message.reservation_id])
+        message.reservation_id = None
 
 
 def _block(message: Message, reason: BlockReason, stats: SendStats) -> None:
@@ -379,6 +448,7 @@ def _send_one(
         assert message is not None
         if PhoneFlag.SUPPRESSED in _flags(session, claimed.to):
             _block(message, BlockReason.SUPPRESSED, stats)
+            drop_reservation(session, message)
             return
         sms = OutboundSms(
             message_id=claimed.id,
@@ -437,6 +507,8 @@ def _refused(
     message.error_code = refused.code
     message.error_message = str(refused)[:500]
     message.updated_at = func.now()
+    # Refused at the API call: this attempt is not billed.
+    drop_reservation(session, message)
     action = action_for(refused.code, refused.http_status)
     if action is ErrorAction.RETRY and message.attempts < get_settings().sms_max_attempts:
         message.status = MessageStatus.PENDING
@@ -525,6 +597,7 @@ def recover_claims(
             else:
                 message.status = MessageStatus.PENDING
                 message.claimed_by = None
+                drop_reservation(session, message)
             message.updated_at = func.now()
     for message_id, found in found_out:
         record_status(
@@ -565,16 +638,24 @@ def _hold_number(
 def _release(
     team_id: uuid.UUID, campaign_id: uuid.UUID, run_id: str, called: set[uuid.UUID]
 ) -> None:
-    """Claims of this run that never reached the provider call go back to the queue."""
+    """Claims of this run that never reached the provider call go back to the queue, and
+    their reserved prices to the budget."""
     with tenant_session(team_id) as session:
-        session.execute(
+        reservations = session.scalars(
             update(Message)
             .where(Message.campaign_id == campaign_id)
             .where(Message.status == MessageStatus.CLAIMED)
             .where(Message.claimed_by == run_id)
             .where(Message.id.not_in(called) if called else True)
-            .values(status=MessageStatus.PENDING, claimed_by=None, updated_at=func.now())
-        )
+            .values(
+                status=MessageStatus.PENDING,
+                claimed_by=None,
+                reservation_id=None,
+                updated_at=func.now(),
+            )
+            .returning(Message.reservation_id)
+        ).all()
+        budget.release_ids(session, team_id, [r for r in reservations if r is not None])
 
 
 def _limiter(

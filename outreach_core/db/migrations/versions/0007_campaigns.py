@@ -19,7 +19,6 @@ from outreach_core.db.states import (
     CampaignType,
     MessageStatus,
     NumberStatus,
-    PhoneFlag,
     sql_in,
 )
 
@@ -126,7 +125,10 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("source", sa.Text(), nullable=True),
         _now("created_at"),
-        sa.CheckConstraint(sql_in("flag", PhoneFlag), name=op.f("ck_phone_flags_flag")),
+        # The flags of this revision, frozen: 0008 adds `consented`.
+        sa.CheckConstraint(
+            "flag IN ('suppressed', 'invalid', 'landline')", name=op.f("ck_phone_flags_flag")
+        ),
         _team_fk("phone_flags"),
         sa.PrimaryKeyConstraint("team_id", "phone", "flag", name=op.f("pk_phone_flags")),
     )

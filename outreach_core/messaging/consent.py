@@ -1,0 +1,72 @@
+"""Consent for first contact. A team that requires it (`teams.require_consent`) texts a phone
+for the first time only when the phone's consent is recorded (`PhoneFlag.CONSENTED`, with
+where it came from); the send path checks it in the claim (`BlockReason.NO_CONSENT`).
+Revoking consent is an opt-out: the phone is suppressed, which outranks consent."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+import phonenumbers
+from sqlalchemy import delete, text, update
+
+from outreach_core.db.engine import tenant_session
+from outreach_core.db.states import PhoneFlag
+from outreach_core.db.tables import PhoneFlagRow, Team
+
+
+class InvalidPhone(ValueError):
+    """A phone that is not a valid number; names it."""
+
+
+def e164(phone: str) -> str:
+    """`phone` in E.164 (US national format accepted); InvalidPhone when it is not valid."""
+    try:
+        number = phonenumbers.parse(phone, "US")
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        raise InvalidPhone(f"{phone!r} is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def record_consent(team_id: uuid.UUID, phones: Sequence[str], source: str) -> tuple[int, int]:
+    """Record that `phones` agreed to be texted, and where that was said (a form, a call);
+    returns how many were new and how many distinct phones were given. Every phone is
+    checked before any is written."""
+    if not source.strip():
+        raise ValueError("consent needs its source (where the person agreed)")
+    numbers = sorted({e164(p) for p in phones})
+    with tenant_session(team_id) as session:
+        result = session.execute(
+            text(
+                "INSERT INTO phone_flags (team_id, phone, flag, reason, source) "
+                "SELECT :t, p, :f, 'consent recorded', :s FROM unnest(CAST(:phones AS text[])) p "
+                "ON CONFLICT DO NOTHING"
+            ),
+            {"t": team_id, "f": PhoneFlag.CONSENTED.value, "s": source, "phones": numbers},
+        )
+        return result.rowcount, len(numbers)
+
+
+def withdraw_consent(team_id: uuid.UUID, phone: str) -> bool:
+    """Forget a recorded consent (entered by mistake); True when there was one."""
+    with tenant_session(team_id) as session:
+        result = session.execute(
+            delete(PhoneFlagRow).where(
+                PhoneFlagRow.phone == e164(phone), PhoneFlagRow.flag == PhoneFlag.CONSENTED
+            )
+        )
+        return result.rowcount > 0
+
+
+def set_require_consent(team_id: uuid.UUID, required: bool) -> None:
+    with tenant_session(team_id) as session:
+        session.execute(update(Team).where(Team.id == team_id).values(require_consent=required))
+
+
+def requires_consent(team_id: uuid.UUID) -> bool:
+    with tenant_session(team_id) as session:
+        team = session.get(Team, team_id)
+        return bool(team and team.require_consent)
