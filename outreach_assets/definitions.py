@@ -10,6 +10,7 @@ from outreach_assets.enrichment import enrich_after_ingest_sensor, enriched_lead
 from outreach_assets.ingestion import bucket_index, leads, processed_records, validated_records
 from outreach_assets.jobs import enrich_job, ingest_job
 from outreach_assets.reconcile import reconcile_deliveries_job, reconcile_deliveries_schedule
+from outreach_assets.replies import default_smtp, replies_job, replies_sensor
 from outreach_assets.resources import default_apollo, default_datalake
 from outreach_assets.sensors import (
     upload_run_failure_sensor,
@@ -25,6 +26,7 @@ defs = dg.Definitions(
         create_campaign_job,
         campaign_send_job,
         reconcile_deliveries_job,
+        replies_job,
     ],
     schedules=[reconcile_deliveries_schedule],
     sensors=[
@@ -33,10 +35,12 @@ defs = dg.Definitions(
         upload_watchdog_sensor,
         enrich_after_ingest_sensor,
         campaign_send_sensor,
+        replies_sensor,
     ],
     resources={
         "datalake": default_datalake(),
         "apollo": default_apollo(),
         "twilio": default_twilio(),
+        "smtp": default_smtp(),
     },
 )

@@ -22,6 +22,8 @@ INGEST_PARTITION_TAG = "outreach/ingest_partition"
 ENRICH_PARTITION_TAG = "outreach/enrich_partition"
 # One send run per campaign at a time.
 SEND_CAMPAIGN_TAG = "outreach/campaign"
+# One replies run per team at a time.
+REPLIES_TEAM_TAG = "outreach/replies_team"
 
 
 def _no_config(_: str) -> Mapping[str, object]:

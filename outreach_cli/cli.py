@@ -18,6 +18,7 @@ from rich.table import Table
 from outreach_cli.campaigns_cli import campaign_app
 from outreach_cli.console import TeamOption, console, fail
 from outreach_core.db.states import CostCategory
+from outreach_core.replies.classes import Client
 
 app = typer.Typer(help="Outreach pipeline operations.", no_args_is_help=True)
 team_app = typer.Typer(help="Teams and API keys.", no_args_is_help=True)
@@ -64,18 +65,37 @@ def team_settings(
             help="Text a phone for the first time only with its recorded consent",
         ),
     ] = None,
+    client: Annotated[
+        Client | None, typer.Option(help="Whose reply rules and templates the team uses")
+    ] = None,
+    help_text: Annotated[str | None, typer.Option(help="The answer to HELP / INFO")] = None,
+    voice_forward_to: Annotated[
+        str | None, typer.Option(help="Forward inbound calls to this E.164 number")
+    ] = None,
 ) -> None:
-    """Show a team's settings, or change them."""
-    from outreach_core.messaging.consent import set_require_consent
-    from outreach_core.teams import get_team
+    """Show a team's settings, or change those given."""
+    from outreach_core.teams import get_team, update_team_settings
 
     if get_team(team) is None:
         fail(f"no team {team}")
-    if require_consent is not None:
-        set_require_consent(team, require_consent)
+    changes = {
+        name: value
+        for name, value in (
+            ("require_consent", require_consent),
+            ("client", client),
+            ("help_text", help_text),
+            ("voice_forward_to", voice_forward_to),
+        )
+        if value is not None
+    }
+    try:
+        update_team_settings(team, changes)
+    except ValueError as exc:
+        fail(str(exc))
     found = get_team(team)
     assert found is not None
-    console.print(f"require_consent: {found.require_consent}")
+    for name in ("require_consent", "client", "help_text", "voice_forward_to"):
+        console.print(f"{name}: {getattr(found, name)}")
 
 
 @team_app.command("consent")
@@ -288,7 +308,12 @@ def dev(api_port: int = 8000, dagster_port: int = 3000) -> None:
         migrate()
         home = write_dagster_yaml()
         env = {**os.environ, **storage_environment(), "DAGSTER_HOME": str(home)}
-        for sandbox in (_start_sandbox_apollo(env), _start_sandbox_twilio(env, api_port)):
+        sandboxes = (
+            _start_sandbox_apollo(env),
+            _start_sandbox_twilio(env, api_port),
+            _start_sandbox_smtp(env),
+        )
+        for sandbox in sandboxes:
             if sandbox is not None:
                 children.append((sandbox, 10))
         bin_dir = Path(sys.executable).parent
@@ -342,6 +367,24 @@ def _start_sandbox_twilio(env: dict[str, str], api_port: int) -> subprocess.Pope
     env["TWILIO_AUTH_TOKEN"] = SANDBOX_AUTH_TOKEN
     env["OUTREACH_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{api_port}"
     console.print(f"sandbox Twilio on {env['TWILIO_BASE_URL']}")
+    return sandbox
+
+
+def _start_sandbox_smtp(env: dict[str, str]) -> subprocess.Popen[str] | None:
+    """In sandbox mode email deliverables go to a local SMTP server that keeps them (and
+    logs one line each); its port goes into `env`."""
+    from outreach_core.settings import get_settings
+
+    if get_settings().provider_mode != "sandbox":
+        return None
+    sandbox = subprocess.Popen(
+        [sys.executable, "-m", "outreach_core.sandbox.smtp"], stdout=subprocess.PIPE, text=True
+    )
+    assert sandbox.stdout is not None
+    url = sandbox.stdout.readline().strip()  # smtp://127.0.0.1:PORT
+    env["OUTREACH_SMTP_HOST"], port = url.removeprefix("smtp://").rsplit(":", 1)
+    env["OUTREACH_SMTP_PORT"] = port
+    console.print(f"sandbox SMTP on {url}")
     return sandbox
 
 

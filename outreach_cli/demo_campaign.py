@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from rich.console import Console
 from sqlalchemy import func, select
 
+from outreach_cli.demo_replies import run_replies
 from outreach_core.db.engine import tenant_session
 from outreach_core.db.states import CampaignStatus, CampaignType
 from outreach_core.db.tables import CostLedger, Message
@@ -91,6 +92,7 @@ def run_campaign(console: Console, team_id: uuid.UUID) -> None:
         twilio.wait_idle(CALLBACK_WAIT_SECONDS)
         time.sleep(0.5)  # the last callbacks finish in the API
         _print(console, team_id, campaign_id, stats.sent, seconds, stats.rescheduled, now)
+        run_replies(console, team_id, campaign_id, api_url, twilio)
 
 
 def _print(

@@ -16,6 +16,7 @@ from outreach_assets.jobs import (
     INGEST_PARTITION_TAG,
     INGEST_POOL,
     POOL_TAG,
+    REPLIES_TEAM_TAG,
     SEND_CAMPAIGN_TAG,
     SEND_POOL,
 )
@@ -55,6 +56,7 @@ def run_queue(settings: Settings) -> dict[str, Any]:
             {"key": INGEST_PARTITION_TAG, "value": one_per_value, "limit": 1},
             {"key": ENRICH_PARTITION_TAG, "value": one_per_value, "limit": 1},
             {"key": SEND_CAMPAIGN_TAG, "value": one_per_value, "limit": 1},
+            {"key": REPLIES_TEAM_TAG, "value": one_per_value, "limit": 1},
         ],
     }
 

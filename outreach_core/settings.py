@@ -75,6 +75,31 @@ class Settings(BaseSettings):
     # Carrier-filtered messages (30007) in a campaign's last 24 h that pause it.
     sms_carrier_filter_alarm: int = Field(default=5, ge=1)
 
+    # Inbound replies (see README, "Replies"). Auto-replies to one conversation in any 24 h.
+    auto_replies_per_conversation_per_24h: int = Field(default=3, ge=0)
+    # An inbound message still `received` this long after it arrived (its webhook died
+    # mid-processing) is processed again by the replies sensor, at most this many times.
+    inbound_retry_after_seconds: float = Field(default=60, ge=1)
+    inbound_max_attempts: int = Field(default=5, ge=1)
+    # An OpenAI-compatible chat-completions endpoint drafting replies; unset: templates only.
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_s: float = Field(default=5.0, gt=0)
+
+    # Email deliverables (an email capture's report) go out over SMTP; `outreach dev` and
+    # the demo point these at the sandbox SMTP server.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=2525, ge=1, le=65535)
+    smtp_sender: str = "Outreach <deliverables@outreach.example>"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_s: float = Field(default=10.0, gt=0)
+    deliverable_max_attempts: int = Field(default=5, ge=1)
+    # A deliverable `sending` for longer (its run died mid-call) is tried again.
+    deliverable_stale_seconds: float = Field(default=600, ge=1)
+
     # Provider credentials are not OUTREACH_-prefixed: they keep their vendors' names.
     twilio_account_sid: SecretStr | None = Field(
         default=None, validation_alias="TWILIO_ACCOUNT_SID"

@@ -92,3 +92,25 @@ def resolve_api_key(api_key: str) -> uuid.UUID | None:
 def get_team(team_id: uuid.UUID) -> Team | None:
     with tenant_session(team_id) as session:
         return session.scalar(select(Team).where(Team.id == team_id))
+
+
+# The settings a team may change itself (PATCH /v1/teams/me, `outreach team settings`).
+TEAM_SETTINGS = ("require_consent", "client", "help_text", "voice_forward_to")
+
+
+def update_team_settings(team_id: uuid.UUID, changes: dict[str, object]) -> None:
+    """Change the given settings; ValueError names an unknown setting or a bad value."""
+    from outreach_core.messaging.consent import e164
+    from outreach_core.replies.classes import Client
+
+    unknown = sorted(set(changes) - set(TEAM_SETTINGS))
+    if unknown:
+        raise ValueError(f"not a team setting: {', '.join(unknown)}")
+    changes = dict(changes)
+    if changes.get("client") is not None:
+        changes["client"] = Client.parse(str(changes["client"]))
+    if changes.get("voice_forward_to") is not None:
+        changes["voice_forward_to"] = e164(str(changes["voice_forward_to"]))
+    if changes:
+        with tenant_session(team_id) as session:
+            session.execute(update(Team).where(Team.id == team_id).values(**changes))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
+import random
 import uuid
 from pathlib import Path
 
@@ -90,3 +92,12 @@ def csv_bytes(rows: list[dict[str, str]]) -> bytes:
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue().encode()
+
+
+# Sending numbers are unique across teams: one sequence for the whole test session (random
+# draws from the 10,000 numbers of +1212555xxxx collided once tests made a few hundred).
+_NUMBERS = itertools.count(random.randrange(10_000))
+
+
+def fresh_sending_number() -> str:
+    return f"+1212555{next(_NUMBERS) % 10_000:04d}"

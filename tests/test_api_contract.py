@@ -5,21 +5,30 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
-from outreach_core.db.states import CampaignStatus, CampaignType
+from outreach_api.limits import MAX_BODY_BYTES, TOO_LARGE, TOO_MANY_REQUESTS, Limits, with_limits
+from outreach_api.main import create_app
+from outreach_core.db.engine import tenant_session
+from outreach_core.db.states import CampaignStatus, CampaignType, Channel, ReviewStatus
+from outreach_core.db.tables import SendingNumber
+from outreach_core.inbox.processing import Inbound, Route, process, store
+from outreach_core.inbox.queries import list_reviews, reject_review
 from outreach_core.messaging.campaigns import NewCampaign, create_campaign, transition
 from outreach_core.messaging.enrolment import LeadSelection
 from outreach_core.settings import get_settings
+from tests.helpers import fresh_sending_number
 
 CSV = b"Company,Phone\nAcme,2125550100\n"
 UPLOAD_LIMIT = 10_000
 PLUMBERS = "ny-construction-plumbers"
 MULTIPART_X = {"Content-Type": "multipart/form-data; boundary=x"}
+JSON = {"Content-Type": "application/json"}
 
 
 # Values for path parameters when any well-formed one will do.
@@ -28,6 +37,8 @@ PLACEHOLDERS = {
     "bucket_id": "ny-construction-plumbers",
     "campaign_id": str(uuid.uuid4()),
     "phone": "+12125550199",
+    "item_id": str(uuid.uuid4()),
+    "review_id": str(uuid.uuid4()),
 }
 NOT_A_UUID = {"upload_id": "not-a-uuid"}
 NOT_A_CAMPAIGN = {"campaign_id": "not-a-uuid"}
@@ -59,6 +70,22 @@ def campaign_in(*path: CampaignStatus) -> Callable[[Any], dict[str, str]]:
         return {"campaign_id": str(campaign.id)}
 
     return prepare
+
+
+def decided_review(team: Any) -> dict[str, str]:
+    """A reply that came in at night (so it waits as a review), then rejected."""
+    number = fresh_sending_number()
+    with tenant_session(team.team_id) as session:
+        number_id = uuid.uuid4()
+        session.add(SendingNumber(team_id=team.team_id, id=number_id, phone_number=number))
+    route = Route(team.team_id, number_id)
+    inbound = Inbound(f"SM{uuid.uuid4().hex}", Channel.SMS, "+12125550123", number, "interested!")
+    inbound_id = store(route, inbound)
+    assert inbound_id is not None
+    process(team.team_id, inbound_id, inline=True, now=datetime(2026, 12, 4, 3, tzinfo=UTC))
+    (review,) = list_reviews(team.team_id, ReviewStatus.PENDING, 10)
+    reject_review(team.team_id, review.id, "test")
+    return {"review_id": str(review.id)}
 
 
 def upload(file: bytes = CSV, **fields: str) -> dict[str, Any]:
@@ -112,8 +139,25 @@ CASES = [
     Case(422, "get", "/v1/schedule", {"params": {"limit": 0}}),
     Case(422, "patch", "/v1/teams/me", {"json": {"require_consent": "maybe"}}),
     Case(422, "post", "/v1/consents", {"json": {"phones": ["12"], "source": "x"}}),  # ours
+    # Not UTF-8: FastAPI's 400 "error parsing the body", made the 422 of malformed JSON.
+    Case(422, "post", "/v1/consents", {"content": b'{"phones": ["\xff"]}', "headers": JSON}),
     Case(404, "delete", "/v1/consents/{phone}"),
     Case(422, "delete", "/v1/consents/{phone}", path_params={"phone": "x" * 33}),
+    Case(422, "get", "/v1/inbox", {"params": {"limit": 0}}),
+    Case(422, "get", "/v1/inbox", {"params": {"after": "page-two"}}),  # ours
+    Case(404, "post", "/v1/inbox/{item_id}/move", {"json": {"bucket": "dnc"}}),
+    Case(422, "post", "/v1/inbox/{item_id}/move", {"json": {"bucket": "spam"}}),
+    Case(404, "post", "/v1/inbox/{item_id}/status", {"json": {"status": "read"}}),
+    Case(422, "post", "/v1/inbox/{item_id}/status", {"json": {"status": "done"}}),
+    Case(404, "get", "/v1/conversations/{phone}"),
+    Case(422, "get", "/v1/conversations/{phone}", path_params={"phone": "call-me"}),
+    Case(422, "get", "/v1/reviews", {"params": {"limit": 0}}),
+    Case(404, "post", "/v1/reviews/{review_id}/approve", {"json": {}}),
+    Case(409, "post", "/v1/reviews/{review_id}/approve", {"json": {}}, prepare=decided_review),
+    Case(422, "post", "/v1/reviews/{review_id}/approve", {"json": {"alternative": 7}}),
+    Case(404, "post", "/v1/reviews/{review_id}/reject"),
+    Case(409, "post", "/v1/reviews/{review_id}/reject", prepare=decided_review),
+    Case(422, "post", "/v1/reviews/{review_id}/reject", path_params={"review_id": "x"}),
 ]
 
 
@@ -156,6 +200,9 @@ def test_every_route_documents_its_errors(openapi) -> None:
         responses = op["responses"]
         assert path.startswith("/v1/") and op.get("security") == [{"HTTPBearer": []}], path
         assert "401" in responses, (method, path)
+        # The shield (outreach_api.limits) answers these on any /v1 route.
+        assert {"413", "429"} <= set(responses), (method, path)
+        assert "Retry-After" in responses["429"]["headers"], (method, path)
         if op.get("parameters") or op.get("requestBody"):
             assert "422" in responses, (method, path)
         if "{" in path:
@@ -180,12 +227,16 @@ def test_every_route_documents_its_errors(openapi) -> None:
 
 
 def test_every_documented_error_has_a_case_here(openapi) -> None:
-    """Keeps CASES honest: a status documented but never provoked is untested (or false)."""
+    """Keeps CASES honest: a status documented but never provoked is untested (or false).
+    The shield's 413 and 429, the same on every route, are left to
+    test_every_route_answers_the_shields_errors_as_documented, as 401 is left to
+    test_every_keyed_route_answers_401_as_documented."""
+    shields = {TOO_LARGE, TOO_MANY_REQUESTS}
     documented = {
         (method, path, int(status))
         for method, path, op in operations(openapi)
-        for status in op["responses"]
-        if int(status) >= 400 and status != "401"
+        for status, response in op["responses"].items()
+        if int(status) >= 400 and status != "401" and response["description"] not in shields
     }
     provoked = {(case.method, case.path, case.status) for case in CASES}
     assert documented == provoked
@@ -216,6 +267,33 @@ def test_every_keyed_route_answers_401_as_documented(openapi, api_server, team) 
             response = httpx.request(method, url, headers=headers)
             assert response.status_code == 401, (method, path, name)
             assert_matches(openapi, method, path, response)
+
+
+def test_every_route_answers_the_shields_errors_as_documented(openapi, api_server, serve) -> None:
+    ops = operations(openapi)
+    # 413 over HTTP, before the route runs (so no key is needed): any body over the cap.
+    too_large = b"x" * (MAX_BODY_BYTES + 1)
+    json_body = {"Content-Type": "application/json"}
+    for method, path, op in ops:
+        if op["responses"]["413"]["description"] != TOO_LARGE:
+            continue  # a route's own limit (uploads), provoked in CASES
+        url = api_server.base_url + path.format(**PLACEHOLDERS)
+        response = httpx.request(method, url, content=too_large, headers=json_body)
+        assert response.status_code == 413, (method, path)
+        assert_matches(openapi, method, path, response)
+
+    # 429: the shared server's loopback callers are exempt from per-address limits, so an
+    # app that exempts no one, locked out for 127.0.0.1 by bad keys, answers every route.
+    limits = Limits(exempt_addresses=frozenset())
+    server = serve(with_limits(create_app(), limits))
+    bad_key = {"Authorization": "Bearer ok_" + "A" * 43}
+    for _ in range(limits.failed_auth_limit):
+        assert httpx.get(f"{server.base_url}/v1/teams/me", headers=bad_key).status_code == 401
+    for method, path, _ in ops:
+        response = httpx.request(method, server.base_url + path.format(**PLACEHOLDERS))
+        assert response.status_code == 429, (method, path)
+        assert int(response.headers["Retry-After"]) >= 1
+        assert_matches(openapi, method, path, response)
 
 
 def test_validation_errors_name_the_parameter(client) -> None:

@@ -25,10 +25,14 @@ import httpx
 import psutil
 import pytest
 from sqlalchemy import URL, create_engine, make_url, text
+from twilio.request_validator import RequestValidator
 
+from outreach_assets.replies import REPLIES_SENSOR_INTERVAL_SECONDS
 from outreach_cli.instance import storage_environment, write_dagster_yaml
 from outreach_core.db.engine import dagster_storage_url
+from outreach_core.messaging.twilio_client import SIGNATURE_HEADER
 from outreach_core.sandbox.apollo import SandboxApollo
+from outreach_core.sandbox.smtp import SandboxSmtp
 from outreach_core.sandbox.twilio import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SandboxTwilio
 from outreach_core.settings import Settings, get_settings
 from tests.helpers import csv_bytes
@@ -69,7 +73,7 @@ class Deployment:
     the uploads other tests left behind are not in its queue), the API in its own process,
     and a Dagster daemon on the Dagster storage named after that database."""
 
-    def __init__(self, home: Path, apollo_url: str, twilio_url: str) -> None:
+    def __init__(self, home: Path, apollo_url: str, twilio_url: str, smtp: SandboxSmtp) -> None:
         base = get_settings()
         assert base.database_url is not None
         self.app_db = make_url(base.database_url.get_secret_value()).set(
@@ -91,6 +95,8 @@ class Deployment:
             "TWILIO_ACCOUNT_SID": SANDBOX_ACCOUNT_SID,
             "TWILIO_AUTH_TOKEN": SANDBOX_AUTH_TOKEN,
             "OUTREACH_SMS_PER_NUMBER_PER_SECOND": str(SMS_PER_SECOND),
+            "OUTREACH_SMTP_HOST": smtp.host,
+            "OUTREACH_SMTP_PORT": str(smtp.port),
             **storage_environment(self.settings),
         }
         self.env.pop("OUTREACH_DAGSTER_DATABASE_URL", None)
@@ -167,6 +173,7 @@ class Deployment:
             _drop_database(self._url(url))
 
     twilio: SandboxTwilio
+    smtp: SandboxSmtp
 
     def runs(self, job: str) -> list[dg.DagsterRun]:
         return list(self.instance.get_runs(dg.RunsFilter(job_name=job)))
@@ -179,11 +186,16 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    with SandboxApollo(latency=0.01) as apollo, SandboxTwilio(status_interval=0.02) as twilio:
+    with (
+        SandboxApollo(latency=0.01) as apollo,
+        SandboxTwilio(status_interval=0.02) as twilio,
+        SandboxSmtp() as smtp,
+    ):
         deployed = Deployment(
-            tmp_path_factory.mktemp("deployment"), apollo.base_url, twilio.base_url
+            tmp_path_factory.mktemp("deployment"), apollo.base_url, twilio.base_url, smtp
         )
         deployed.twilio = twilio
+        deployed.smtp = smtp
         try:
             yield deployed
         finally:
@@ -470,3 +482,52 @@ def test_a_campaign_is_sent_by_the_sensor_and_a_pause_stops_it_until_resumed(
         if r.tags.get("outreach/campaign") == campaign_id
     ]
     assert sends and all(r.status is dg.DagsterRunStatus.SUCCESS for r in sends)
+
+
+def test_replies_reach_the_inbox_and_the_daemon_emails_the_deliverable_once(
+    deployment: Deployment, deployed_team: Team
+) -> None:
+    """A number bought for a campaign; a reply with an email posted to the deployed API three
+    times at once (Twilio retrying): one inbox item, at most one answer; the daemon's
+    replies sensor emails the deliverable once."""
+    client = deployment.client(deployed_team)
+    created = client.post(
+        "/v1/campaigns",
+        json={"name": "replies", "template": "Hi", "provision_number": True, "area_code": "212"},
+    ).json()
+    number_id = created["campaign"]["sending_number_id"]
+    assert number_id, created
+    owner = create_engine(deployment._url(deployment.app_db))
+    with owner.connect() as conn:
+        to = conn.scalar(
+            text("SELECT phone_number FROM sending_numbers WHERE id = :i"), {"i": number_id}
+        )
+    owner.dispose()
+    url = deployment.base_url + "/webhooks/twilio/sms"
+    params = {
+        "MessageSid": f"SM{uuid.uuid4().hex}",
+        "From": "+13105550123",
+        "To": to,
+        "Body": "sure, send it to owner@example.com",
+    }
+    signature = RequestValidator(SANDBOX_AUTH_TOKEN).compute_signature(url, params)
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(
+            pool.map(
+                lambda _: httpx.post(url, data=params, headers={SIGNATURE_HEADER: signature}),
+                range(3),
+            )
+        )
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert sum("<Message>" in a.text for a in answers) <= 1
+    items = client.get("/v1/inbox").json()["items"]
+    assert [i["classification"] for i in items] == ["email-capture"]
+    _wait(
+        lambda: len(deployment.smtp.received) >= 1,
+        120,
+        "the replies sensor to email the deliverable",
+        deployment.log_tail,
+    )
+    time.sleep(2 * REPLIES_SENSOR_INTERVAL_SECONDS)  # another tick finds nothing to send
+    (email,) = deployment.smtp.received
+    assert list(email.rcpt_tos) == ["owner@example.com"]

@@ -45,12 +45,14 @@ from outreach_core.messaging.campaigns import (
     schedule_campaign,
     transition,
 )
-from outreach_core.messaging.consent import record_consent, set_require_consent
+from outreach_core.messaging.consent import record_consent
 from outreach_core.messaging.enrolment import LeadSelection
 from outreach_core.messaging.sender import OutboundSms, ProviderAnswer, send_campaign
 from outreach_core.messaging.twilio_gateway import TwilioGateway
 from outreach_core.sandbox.twilio import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SandboxTwilio
 from outreach_core.settings import get_settings
+from outreach_core.teams import update_team_settings
+from tests.helpers import fresh_sending_number
 from tests.test_enrolment import add_leads
 
 SENDER = "+12125559100"
@@ -79,7 +81,7 @@ def active_campaign(team_id: uuid.UUID, leads: list[dict[str, Any]], **extra: An
     add_leads(team_id, leads)
     number_id = uuid.uuid4()
     with tenant_session(team_id) as session:
-        phone = f"+1212555{uuid.uuid4().int % 10_000:04d}"
+        phone = fresh_sending_number()
         session.add(SendingNumber(team_id=team_id, id=number_id, phone_number=phone))
     new = NewCampaign(
         name="test",
@@ -238,7 +240,7 @@ def test_the_teams_total_budget_counts_enrichment_spend_against_sms(team, twilio
 
 
 def test_first_contact_needs_consent_where_the_team_requires_it(team, twilio) -> None:
-    set_require_consent(team.team_id, True)
+    update_team_settings(team.team_id, {"require_consent": True})
     record_consent(team.team_id, ["(212) 555-0001"], "web form")
     campaign_id = active_campaign(team.team_id, ny(3))
     stats = send_campaign(team.team_id, campaign_id, gateway(), "r", clock=in_ny)
@@ -247,10 +249,10 @@ def test_first_contact_needs_consent_where_the_team_requires_it(team, twilio) ->
     assert sent["+12125550001"][0] is not MessageStatus.BLOCKED
     assert sent["+12125550000"] == (MessageStatus.BLOCKED, "no_consent")
     # A phone already texted (before the team began to require consent) is no first contact.
-    set_require_consent(team.team_id, False)
+    update_team_settings(team.team_id, {"require_consent": False})
     earlier = active_campaign(team.team_id, ny(1, first=5))
     assert send_campaign(team.team_id, earlier, gateway(), "r2", clock=in_ny).sent == 1
-    set_require_consent(team.team_id, True)
+    update_team_settings(team.team_id, {"require_consent": True})
     again = _second_step(team.team_id, earlier)
     assert send_campaign(team.team_id, earlier, gateway(), "r3", clock=in_ny).sent == 1
     assert next(m for m in messages(team.team_id, earlier) if m.id == again).status not in (

@@ -9,11 +9,22 @@ import logging
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+from twilio.twiml.voice_response import VoiceResponse
 
+from outreach_core.db.states import Channel
+from outreach_core.inbox.processing import Inbound, receive
 from outreach_core.messaging.delivery import StatusUpdate, record_status
 from outreach_core.messaging.twilio_client import SIGNATURE_HEADER
 from outreach_core.messaging.twilio_gateway import REFERENCE_PARAM, STATUS_CALLBACK_PATH
 from outreach_core.settings import get_settings
+
+SMS_PATH = "/webhooks/twilio/sms"
+VOICE_PATH = "/webhooks/twilio/voice"
+# Longest inbound text kept: Twilio concatenates at most 10 segments (1,600 characters).
+MAX_BODY = 1_600
+# Played when a team forwards no calls: the caller may leave a message.
+VOICEMAIL_GREETING = "Thanks for calling. Please leave a message after the tone."
 
 log = logging.getLogger("outreach_api.webhooks")
 router = APIRouter(include_in_schema=False)
@@ -45,3 +56,56 @@ async def message_status(request: Request) -> Response:
     outcome = await run_in_threadpool(record_status, update)
     log.info("status %s for %s: %s", update.status, update.sid, outcome)
     return Response(status_code=204)
+
+
+def _required(form: dict[str, str], *names: str) -> str:
+    for name in names:
+        if form.get(name):
+            return form[name]
+    raise HTTPException(400, f"missing form field {names[0]}")
+
+
+def _twiml(document: object) -> Response:
+    return Response(content=str(document), media_type="application/xml")
+
+
+@router.post(SMS_PATH)
+async def inbound_sms(request: Request) -> Response:
+    """An SMS to one of our numbers: stored, classified, answered (TwiML) or queued."""
+    form = await signed_form(request)
+    inbound = Inbound(
+        sid=_required(form, "MessageSid", "SmsSid")[:64],
+        channel=Channel.SMS,
+        from_phone=_required(form, "From")[:20],
+        to_phone=_required(form, "To")[:20],
+        body=form.get("Body", "")[:MAX_BODY],
+        opt_out_type=(form.get("OptOutType") or None),
+    )
+    outcome = await run_in_threadpool(receive, inbound)
+    log.info("inbound sms %s: %s", inbound.sid, outcome.handling)
+    answer = MessagingResponse()
+    if outcome.reply is not None:
+        answer.message(outcome.reply)
+    return _twiml(answer)
+
+
+@router.post(VOICE_PATH)
+async def inbound_call(request: Request) -> Response:
+    """A call to one of our numbers: a hot inbox item; forwarded, else voicemail."""
+    form = await signed_form(request)
+    inbound = Inbound(
+        sid=_required(form, "CallSid")[:64],
+        channel=Channel.VOICE,
+        from_phone=_required(form, "From")[:20],
+        to_phone=_required(form, "To")[:20],
+        body="",
+    )
+    outcome = await run_in_threadpool(receive, inbound)
+    log.info("inbound call %s: %s", inbound.sid, outcome.handling)
+    answer = VoiceResponse()
+    if outcome.forward_to:
+        answer.dial(outcome.forward_to)
+    else:
+        answer.say(VOICEMAIL_GREETING)
+        answer.record(max_length=120)
+    return _twiml(answer)

@@ -177,6 +177,75 @@ MESSAGE_PROGRESS: dict[MessageStatus, int] = {
 MESSAGE_UNSENT = (MessageStatus.PENDING, MessageStatus.CLAIMED)
 
 
+class MessageKind(StrEnum):
+    """Why an outbound message exists. Campaign messages belong to a campaign and a lead;
+    the others answer one inbound message (`reply_to`), at most one each."""
+
+    CAMPAIGN = "campaign"
+    AUTO_REPLY = "auto_reply"  # answered at once with TwiML (Twilio sends it)
+    REPLY = "reply"  # a person approved a drafted reply; sent through the outbox
+    # Opt-out and opt-in confirmations, the help text: the only messages that pass
+    # suppression and quiet hours (a person just wrote to us; carriers require them).
+    SERVICE = "service"
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    VOICE = "voice"
+
+
+class InboundStatus(StrEnum):
+    """received (committed before anything else) -> processed | processing_failed (a
+    sensor retries it)."""
+
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    PROCESSING_FAILED = "processing_failed"
+
+
+class Priority(StrEnum):
+    HOT = "hot"
+    WARM = "warm"
+    COLD = "cold"
+
+
+class ResponseBucket(StrEnum):
+    EMAIL_CAPTURES = "email-captures"
+    HOT_RESPONSES = "hot-responses"
+    OBJECTIONS = "objections"
+    DNC = "dnc"
+    OTHER = "other"
+
+
+class InboxStatus(StrEnum):
+    UNREAD = "unread"
+    READ = "read"
+    ARCHIVED = "archived"
+
+
+class ReviewStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class DeliverableStatus(StrEnum):
+    """pending -> sending (committed before the SMTP call) -> sent | failed; a retryable
+    refusal, or a `sending` claim older than the stale limit, goes back to pending."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class FlagAction(StrEnum):
+    """A change to a phone's flags, kept in `phone_flag_events` (opt-out, re-subscribe)."""
+
+    ADDED = "added"
+    REMOVED = "removed"
+
+
 def sql_in(column: str, values: Iterable[StrEnum]) -> str:
     """`column IN ('a', 'b')` for CHECK constraints and partial indexes (values are ours)."""
     return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"

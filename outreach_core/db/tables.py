@@ -37,16 +37,26 @@ from outreach_core.db.states import (
     CacheStatus,
     CampaignStatus,
     CampaignType,
+    Channel,
     CostCategory,
+    DeliverableStatus,
     EnrichmentStatus,
+    FlagAction,
+    InboundStatus,
+    InboxStatus,
+    MessageKind,
     MessageStatus,
     NumberStatus,
     PhoneFlag,
+    Priority,
+    ResponseBucket,
+    ReviewStatus,
     UploadStatus,
     lead_open_for_enrichment,
     sql_in,
 )
 from outreach_core.ingest.columns import STANDARD_COLUMNS
+from outreach_core.replies.classes import Client, ReplyClass
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -85,12 +95,21 @@ def _state(enum: type[StrEnum], length: int) -> SqlEnum:
 
 class Team(Base):
     __tablename__ = "teams"
+    __table_args__ = (CheckConstraint(sql_in("client", Client), name="client"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = _now()
     # Texting a phone for the first time needs its recorded consent (PhoneFlag.CONSENTED).
     require_consent: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # Whose classification rules and reply templates the team's replies use.
+    client: Mapped[Client] = mapped_column(
+        _state(Client, 40), server_default=Client.OUTREACHGLOBAL.value
+    )
+    # Answer to HELP / INFO; None: a default naming the team.
+    help_text: Mapped[str | None] = mapped_column(Text)
+    # Inbound calls are forwarded here (E.164); None: voicemail.
+    voice_forward_to: Mapped[str | None] = mapped_column(String(20))
     # The team's last lead id handed out: lead ids are numbered per team so that they reveal
     # nothing about other teams (outreach_core.leads.ids).
     last_lead_id: Mapped[int] = mapped_column(BigInteger, server_default="0")
@@ -562,14 +581,34 @@ class Message(Base):
         UniqueConstraint("team_id", "campaign_id", "lead_id", "step"),
         UniqueConstraint("provider_sid"),
         CheckConstraint(sql_in("status", MessageStatus), name="status"),
+        CheckConstraint(sql_in("kind", MessageKind), name="kind"),
+        CheckConstraint(
+            f"(kind = '{MessageKind.CAMPAIGN}' AND campaign_id IS NOT NULL "
+            f"AND lead_id IS NOT NULL) OR (kind <> '{MessageKind.CAMPAIGN}' "
+            "AND reply_to IS NOT NULL)",
+            name="kind_refs",
+        ),
+        # One answer per inbound message, however often Twilio retries the webhook.
+        Index(
+            "uq_messages_reply_to",
+            "team_id",
+            "reply_to",
+            unique=True,
+            postgresql_where=text("reply_to IS NOT NULL"),
+        ),
         Index("ix_messages_due", "team_id", "campaign_id", "status", "not_before"),
         Index("ix_messages_to_phone", "team_id", "to_phone", "created_at"),
     )
 
     team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    campaign_id: Mapped[uuid.UUID]
-    lead_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[MessageKind] = mapped_column(
+        _state(MessageKind, 20), server_default=MessageKind.CAMPAIGN.value
+    )
+    campaign_id: Mapped[uuid.UUID | None]
+    lead_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The inbound message this answers (every kind but campaign).
+    reply_to: Mapped[uuid.UUID | None]
     step: Mapped[int] = mapped_column(Integer, server_default="0")
     to_phone: Mapped[str] = mapped_column(String(20, collation="C"))
     sending_number_id: Mapped[uuid.UUID | None]
@@ -596,6 +635,234 @@ class Message(Base):
     reservation_id: Mapped[uuid.UUID | None]
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
+
+
+class PhoneFlagEvent(Base):
+    """Append-only: every opt-out, re-subscribe and consent change, with its source."""
+
+    __tablename__ = "phone_flag_events"
+    __table_args__ = (
+        ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
+        CheckConstraint(sql_in("flag", PhoneFlag), name="flag"),
+        CheckConstraint(sql_in("action", FlagAction), name="action"),
+        Index("ix_phone_flag_events_phone", "team_id", "phone", "at"),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20, collation="C"))
+    flag: Mapped[PhoneFlag] = mapped_column(_state(PhoneFlag, 20))
+    action: Mapped[FlagAction] = mapped_column(_state(FlagAction, 10))
+    reason: Mapped[str] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = _now()
+
+
+class InboundMessage(Base):
+    """An inbound SMS or call, committed before any processing; unique by Twilio's SID, so
+    the webhook's retries store it once."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
+        UniqueConstraint("provider_sid"),
+        CheckConstraint(sql_in("channel", Channel), name="channel"),
+        CheckConstraint(sql_in("status", InboundStatus), name="status"),
+        Index("ix_inbound_messages_from", "team_id", "from_phone", "received_at"),
+        Index(
+            "ix_inbound_messages_unprocessed",
+            "team_id",
+            "received_at",
+            postgresql_where=text(f"status <> '{InboundStatus.PROCESSED}'"),
+        ),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    provider_sid: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[Channel] = mapped_column(_state(Channel, 10))
+    from_phone: Mapped[str] = mapped_column(String(20, collation="C"))
+    to_phone: Mapped[str] = mapped_column(String(20, collation="C"))
+    body: Mapped[str] = mapped_column(Text)
+    # Twilio's OptOutType (STOP, START, HELP) when Advanced Opt-Out posted one.
+    opt_out_type: Mapped[str | None] = mapped_column(String(20))
+    sending_number_id: Mapped[uuid.UUID | None]
+    status: Mapped[InboundStatus] = mapped_column(
+        _state(InboundStatus, 20), server_default=InboundStatus.RECEIVED.value
+    )
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = _now()
+    processed_at: Mapped[datetime | None]
+
+
+class Conversation(Base):
+    """What we know of the exchange with one contact phone, per team: kept in PostgreSQL,
+    so a restart loses no context."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),)
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    contact_phone: Mapped[str] = mapped_column(String(20, collation="C"), primary_key=True)
+    lead_id: Mapped[int | None] = mapped_column(BigInteger)
+    campaign_id: Mapped[uuid.UUID | None]
+    inbound_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    outbound_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_intent: Mapped[str | None] = mapped_column(String(40))
+    stage: Mapped[str | None] = mapped_column(String(40))
+    # The latest exchanges, newest last: [{"at", "direction", "text", "intent"}].
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
+    first_name: Mapped[str | None] = mapped_column(Text)
+    company: Mapped[str | None] = mapped_column(Text)
+    property_address: Mapped[str | None] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(Text)
+    last_message_at: Mapped[datetime | None]
+    last_inbound_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = _now()
+
+
+class InboxItem(Base):
+    """One per inbound message: classified, prioritised, in one of the team's response
+    buckets."""
+
+    __tablename__ = "inbox_items"
+    __table_args__ = (
+        ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(
+            ["team_id", "inbound_id"], ["inbound_messages.team_id", "inbound_messages.id"]
+        ),
+        UniqueConstraint("team_id", "inbound_id"),
+        CheckConstraint(sql_in("channel", Channel), name="channel"),
+        CheckConstraint(sql_in("classification", ReplyClass), name="classification"),
+        CheckConstraint(sql_in("priority", Priority), name="priority"),
+        CheckConstraint(sql_in("bucket", ResponseBucket), name="bucket"),
+        CheckConstraint(sql_in("status", InboxStatus), name="status"),
+        Index("ix_inbox_items_page", "team_id", "created_at", "id"),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    inbound_id: Mapped[uuid.UUID]
+    lead_id: Mapped[int | None] = mapped_column(BigInteger)
+    campaign_id: Mapped[uuid.UUID | None]
+    contact_phone: Mapped[str] = mapped_column(String(20, collation="C"))
+    channel: Mapped[Channel] = mapped_column(_state(Channel, 10))
+    body: Mapped[str] = mapped_column(Text)
+    classification: Mapped[ReplyClass] = mapped_column(_state(ReplyClass, 40))
+    classification_name: Mapped[str] = mapped_column(Text)
+    confidence: Mapped[int] = mapped_column(Integer)
+    fields: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    priority: Mapped[Priority] = mapped_column(_state(Priority, 10))
+    bucket: Mapped[ResponseBucket] = mapped_column(_state(ResponseBucket, 40))
+    status: Mapped[InboxStatus] = mapped_column(
+        _state(InboxStatus, 10), server_default=InboxStatus.UNREAD.value
+    )
+    # What happened automatically: "auto_reply", "review", "opt_out", "opt_in", "help", ...
+    handling: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+
+class BucketMovement(Base):
+    """Append-only: an inbox item moved between response buckets, by whom and why."""
+
+    __tablename__ = "bucket_movements"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["team_id", "inbox_item_id"], ["inbox_items.team_id", "inbox_items.id"]
+        ),
+        CheckConstraint(sql_in("to_bucket", ResponseBucket), name="to_bucket"),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    inbox_item_id: Mapped[uuid.UUID]
+    from_bucket: Mapped[str | None] = mapped_column(String(40))
+    to_bucket: Mapped[ResponseBucket] = mapped_column(_state(ResponseBucket, 40))
+    actor: Mapped[str] = mapped_column(String(120))
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = _now()
+
+
+class Review(Base):
+    """A drafted reply waiting for a person: approve (optionally edited, or an alternative)
+    sends it through the guardrails and the outbox; reject drops it."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["team_id", "inbox_item_id"], ["inbox_items.team_id", "inbox_items.id"]
+        ),
+        UniqueConstraint("team_id", "inbox_item_id"),
+        CheckConstraint(sql_in("status", ReviewStatus), name="status"),
+        Index(
+            "ix_reviews_pending",
+            "team_id",
+            "created_at",
+            postgresql_where=text(f"status = '{ReviewStatus.PENDING}'"),
+        ),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    inbox_item_id: Mapped[uuid.UUID]
+    inbound_id: Mapped[uuid.UUID]
+    contact_phone: Mapped[str] = mapped_column(String(20, collation="C"))
+    incoming: Mapped[str] = mapped_column(Text)
+    draft: Mapped[str] = mapped_column(Text)
+    alternatives: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
+    intent: Mapped[str] = mapped_column(String(40))
+    confidence: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(40))
+    # Why it was not answered automatically (low confidence, quiet hours, ...).
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[ReviewStatus] = mapped_column(
+        _state(ReviewStatus, 10), server_default=ReviewStatus.PENDING.value
+    )
+    decided_by: Mapped[str | None] = mapped_column(String(120))
+    decided_at: Mapped[datetime | None]
+    message_id: Mapped[uuid.UUID | None]
+    created_at: Mapped[datetime] = _now()
+
+
+class DeliverableJob(Base):
+    """An email capture's deliverable, emailed once by a sensor."""
+
+    __tablename__ = "deliverable_jobs"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["team_id", "inbox_item_id"], ["inbox_items.team_id", "inbox_items.id"]
+        ),
+        UniqueConstraint("team_id", "inbox_item_id"),
+        CheckConstraint(sql_in("status", DeliverableStatus), name="status"),
+        Index(
+            "ix_deliverable_jobs_open",
+            "status",
+            "created_at",
+            postgresql_where=text(
+                f"status IN ('{DeliverableStatus.PENDING}', '{DeliverableStatus.SENDING}')"
+            ),
+        ),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    inbox_item_id: Mapped[uuid.UUID]
+    client: Mapped[str] = mapped_column(String(40))
+    deliverable: Mapped[str] = mapped_column(String(80))
+    queue: Mapped[str] = mapped_column(String(40))
+    email: Mapped[str] = mapped_column(Text)
+    first_name: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[DeliverableStatus] = mapped_column(
+        _state(DeliverableStatus, 10), server_default=DeliverableStatus.PENDING.value
+    )
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    email_message_id: Mapped[str | None] = mapped_column(Text)
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _now()
 
 
 # Last, so that it sees every table above.

@@ -9,11 +9,11 @@ import uuid
 from collections.abc import Sequence
 
 import phonenumbers
-from sqlalchemy import delete, text, update
+from sqlalchemy import delete, text
 
 from outreach_core.db.engine import tenant_session
 from outreach_core.db.states import PhoneFlag
-from outreach_core.db.tables import PhoneFlagRow, Team
+from outreach_core.db.tables import PhoneFlagRow
 
 
 class InvalidPhone(ValueError):
@@ -59,14 +59,3 @@ def withdraw_consent(team_id: uuid.UUID, phone: str) -> bool:
             )
         )
         return result.rowcount > 0
-
-
-def set_require_consent(team_id: uuid.UUID, required: bool) -> None:
-    with tenant_session(team_id) as session:
-        session.execute(update(Team).where(Team.id == team_id).values(require_consent=required))
-
-
-def requires_consent(team_id: uuid.UUID) -> bool:
-    with tenant_session(team_id) as session:
-        team = session.get(Team, team_id)
-        return bool(team and team.require_consent)

@@ -14,6 +14,8 @@ SYSTEM_ACTOR = "system"
 # The provider and ledger operation SMS spend is booked under.
 SMS_PROVIDER = "twilio"
 SMS_OPERATION = "sms"
+# An answer Twilio sent from our TwiML: it reports no price, so its worst case is booked.
+SMS_TWIML_OPERATION = "sms_twiml"
 # How long a message's worst-case price stays reserved when its price never arrives (the
 # provider prices a message when it reaches a final status, usually within minutes).
 SMS_RESERVATION_TTL = timedelta(hours=24)

@@ -159,6 +159,8 @@ def _error(session: Session, message: Message, code: int, status: MessageStatus)
 def _carrier_alarm(session: Session, message: Message) -> None:
     """Carrier filtering says the content or the number looks like spam to carriers: past
     the threshold the campaign pauses for a person to look."""
+    if message.campaign_id is None:
+        return  # a reply: no campaign to pause
     settings = get_settings()
     since = datetime.now(UTC) - timedelta(hours=24)
     filtered = session.scalar(

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from outreach_core.costs import budget
@@ -36,6 +36,7 @@ from outreach_core.db.states import (
     MESSAGE_UNSENT,
     CampaignStatus,
     CostCategory,
+    MessageKind,
     MessageStatus,
     NumberStatus,
     PhoneFlag,
@@ -122,6 +123,7 @@ class _Stop(Exception):
 @dataclass(frozen=True)
 class _Claimed:
     id: uuid.UUID
+    kind: MessageKind
     to: str
     body: str
     segments: int
@@ -143,6 +145,31 @@ def send_campaign(
 ) -> SendStats:
     """Send what is due now, batch by batch, until nothing is due, the campaign stops being
     active, or `max_messages` went out."""
+    return _run(team_id, campaign_id, gateway, run_id, clock, max_messages, log_progress)
+
+
+def send_replies(
+    team_id: uuid.UUID,
+    gateway: SmsGateway,
+    run_id: str,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    log_progress: Callable[[str], None] = log.info,
+) -> SendStats:
+    """Send the team's due replies (approved drafts, and answers decided after the webhook
+    had returned) through the same outbox, guardrails, budget and pacing as a campaign."""
+    return _run(team_id, None, gateway, run_id, clock, None, log_progress)
+
+
+def _run(
+    team_id: uuid.UUID,
+    campaign_id: uuid.UUID | None,
+    gateway: SmsGateway,
+    run_id: str,
+    clock: Callable[[], datetime],
+    max_messages: int | None,
+    log_progress: Callable[[str], None],
+) -> SendStats:
     stats = SendStats()
     stats.recovered = recover_claims(team_id, campaign_id, gateway, run_id)
     limiters: dict[uuid.UUID | None, PgRateLimiter] = {}
@@ -162,11 +189,12 @@ def send_campaign(
                     raise _Stop(str(full)) from full
                 _send_one(team_id, campaign_id, message, gateway, clock, stats, called)
             if pause_reason is not None:
-                _pause(team_id, campaign_id, pause_reason)
+                if campaign_id is not None:
+                    _pause(team_id, campaign_id, pause_reason)
                 raise _Stop(pause_reason)
             if not batch:
                 break
-            log_progress(f"campaign {campaign_id}: {stats.sent} sent")
+            log_progress(f"{_what(campaign_id)}: {stats.sent} sent")
     except _Stop as stop:
         stats.stopped = str(stop)
     finally:
@@ -178,24 +206,48 @@ def send_campaign(
 # ---------------------------------------------------------------------------- claim
 
 
+def _what(campaign_id: uuid.UUID | None) -> str:
+    return f"campaign {campaign_id}" if campaign_id else "replies"
+
+
+def _scope(campaign_id: uuid.UUID | None) -> ColumnElement[bool]:
+    """A campaign's messages, or (None) the team's replies."""
+    if campaign_id is not None:
+        return Message.campaign_id == campaign_id
+    return and_(Message.campaign_id.is_(None), Message.kind != MessageKind.CAMPAIGN)
+
+
+def _active_campaign(session: Session, campaign_id: uuid.UUID | None) -> Campaign | None:
+    """The campaign, share-locked: a pause (which takes the row's update lock) waits until
+    this transaction ends. _Stop when it is no longer active; None for replies."""
+    if campaign_id is None:
+        return None
+    campaign = session.scalar(
+        select(Campaign).where(Campaign.id == campaign_id).with_for_update(read=True)
+    )
+    if campaign is None or campaign.status is not CampaignStatus.ACTIVE:
+        raise _Stop(f"campaign is {campaign.status if campaign else 'gone'}")
+    return campaign
+
+
 def _claim(
-    team_id: uuid.UUID, campaign_id: uuid.UUID, run_id: str, now: datetime, stats: SendStats
+    team_id: uuid.UUID,
+    campaign_id: uuid.UUID | None,
+    run_id: str,
+    now: datetime,
+    stats: SendStats,
 ) -> tuple[list[_Claimed], str | None]:
-    """The next batch, and the reason to pause the campaign after sending it (a budget
-    cannot pay for the next message). Each claimed message reserves its worst-case price."""
+    """The next batch, and the reason to stop after sending it (a budget cannot pay for the
+    next message). Each claimed message reserves its worst-case price."""
     settings = get_settings()
     pause_reason: str | None = None
     claimed: list[tuple[Message, _Claimed]] = []
     with tenant_session(team_id) as session:
-        campaign = session.scalar(
-            select(Campaign).where(Campaign.id == campaign_id).with_for_update(read=True)
-        )
-        if campaign is None or campaign.status is not CampaignStatus.ACTIVE:
-            raise _Stop(f"campaign is {campaign.status if campaign else 'gone'}")
+        campaign = _active_campaign(session, campaign_id)
         due = session.execute(
             select(Message, Lead.zip, Lead.state)
-            .join(Lead, and_(Lead.team_id == Message.team_id, Lead.id == Message.lead_id))
-            .where(Message.campaign_id == campaign_id)
+            .outerjoin(Lead, and_(Lead.team_id == Message.team_id, Lead.id == Message.lead_id))
+            .where(_scope(campaign_id))
             .where(Message.status == MessageStatus.PENDING)
             .where(Message.not_before <= now)
             .order_by(Message.not_before, Message.lead_id, Message.step)
@@ -219,10 +271,11 @@ def _claim(
             team_id,
             CostCategory.SMS,
             campaign_id=campaign_id,
-            campaign_budget=campaign.budget,
+            campaign_budget=campaign.budget if campaign else None,
         )
         reserved = Decimal(0)
         sent_today, oldest_today = _sent_since(session, campaign_id, now - DAY)
+        daily_limit = campaign.daily_limit if campaign else None
         for message, zip_code, state in due:
             verdict = _guardrails(message, zip_code, state, now, facts)
             if verdict.block is not None:
@@ -231,7 +284,7 @@ def _claim(
             if verdict.retry_at is not None:
                 _reschedule(message, verdict.retry_at, verdict.reason, stats)
                 continue
-            if sent_today >= campaign.daily_limit:
+            if daily_limit is not None and sent_today >= daily_limit:
                 _reschedule(message, (oldest_today or now) + DAY, BlockReason.DAILY_LIMIT, stats)
                 continue
             worst_case = message.segments * settings.sms_worst_case_price_per_segment
@@ -252,6 +305,7 @@ def _claim(
                     message,
                     _Claimed(
                         message.id,
+                        message.kind,
                         message.to_phone,
                         message.body,
                         message.segments,
@@ -339,6 +393,10 @@ def _guardrails(
 ) -> _Verdict:
     """May this message go out now? Final blocks, then reschedules, in that order."""
     flags = facts.flags.get(message.to_phone, set())
+    if message.kind is MessageKind.SERVICE:
+        # An opt-out's confirmation, the help text: answers the contact just asked for,
+        # at whatever hour, and the one message allowed past suppression.
+        return _service_verdict(message, flags, facts)
     if PhoneFlag.SUPPRESSED in flags:
         return _Verdict(block=BlockReason.SUPPRESSED)
     if PhoneFlag.INVALID in flags:
@@ -366,6 +424,17 @@ def _guardrails(
     return _Verdict(validity_period_s=quiet.validity_period_s)
 
 
+def _service_verdict(message: Message, flags: set[PhoneFlag], facts: _PhoneFacts) -> _Verdict:
+    if PhoneFlag.INVALID in flags:
+        return _Verdict(block=BlockReason.INVALID_PHONE)
+    if PhoneFlag.LANDLINE in flags:
+        return _Verdict(block=BlockReason.LANDLINE)
+    number = facts.numbers.get(message.sending_number_id)
+    if number is not None and number.status is NumberStatus.HALTED:
+        return _Verdict(block=BlockReason.NUMBER_HALTED)
+    return _Verdict()
+
+
 # Statuses of a message that left (or may have left) for the provider.
 _GONE_OUT = [
     s
@@ -375,12 +444,13 @@ _GONE_OUT = [
 
 
 def _sent_since(
-    session: Session, campaign_id: uuid.UUID, since: datetime
+    session: Session, campaign_id: uuid.UUID | None, since: datetime
 ) -> tuple[int, datetime | None]:
-    """The campaign's messages that went out since `since`, and the oldest one's claim time."""
+    """The messages that went out since `since` (the campaign's, or the team's replies), and
+    the oldest one's claim time."""
     count, oldest = session.execute(
         select(func.count(), func.min(Message.claimed_at)).where(
-            Message.campaign_id == campaign_id,
+            _scope(campaign_id),
             Message.status.in_(_GONE_OUT),
             Message.claimed_at >= since,
         )
@@ -429,7 +499,7 @@ def _pause(team_id: uuid.UUID, campaign_id: uuid.UUID, reason: str) -> None:
 
 def _send_one(
     team_id: uuid.UUID,
-    campaign_id: uuid.UUID,
+    campaign_id: uuid.UUID | None,
     claimed: _Claimed,
     gateway: SmsGateway,
     clock: Callable[[], datetime],
@@ -437,16 +507,14 @@ def _send_one(
     called: set[uuid.UUID],
 ) -> None:
     with tenant_session(team_id) as session:
-        campaign = session.scalar(
-            select(Campaign).where(Campaign.id == campaign_id).with_for_update(read=True)
-        )
-        if campaign is None or campaign.status is not CampaignStatus.ACTIVE:
-            raise _Stop(f"campaign is {campaign.status if campaign else 'gone'}")
+        campaign = _active_campaign(session, campaign_id)
         # Locked: a status callback for this message waits until the call's answer is
         # recorded, so the answer never overwrites a later status.
         message = session.get(Message, (team_id, claimed.id), with_for_update=True)
         assert message is not None
-        if PhoneFlag.SUPPRESSED in _flags(session, claimed.to):
+        if claimed.kind is not MessageKind.SERVICE and PhoneFlag.SUPPRESSED in _flags(
+            session, claimed.to
+        ):
             _block(message, BlockReason.SUPPRESSED, stats)
             drop_reservation(session, message)
             return
@@ -454,7 +522,7 @@ def _send_one(
             message_id=claimed.id,
             to=claimed.to,
             from_number=claimed.from_number,
-            messaging_service_sid=campaign.messaging_service_sid,
+            messaging_service_sid=campaign.messaging_service_sid if campaign else None,
             body=claimed.body,
             validity_period_s=claimed.validity_period_s,
         )
@@ -471,7 +539,7 @@ def _send_one(
                 message.error_message = str(refused)[:500]
                 stats.retried += 1
                 return
-            _refused(session, campaign, message, refused, clock(), stats)
+            _refused(session, team_id, message, refused, clock(), stats)
             return
         crashpoint("send.after_call")
         message.provider_sid = answer.sid
@@ -498,7 +566,7 @@ def _provider_status(status: str) -> MessageStatus:
 
 def _refused(
     session: Session,
-    campaign: Campaign,
+    team_id: uuid.UUID,
     message: Message,
     refused: ProviderRefused,
     now: datetime,
@@ -518,7 +586,7 @@ def _refused(
         return
     message.status = MessageStatus.FAILED
     stats.failed += 1
-    apply_error(session, campaign.team_id, message, action, f"provider error {refused.code}")
+    apply_error(session, team_id, message, action, f"provider error {refused.code}")
 
 
 def apply_error(
@@ -561,7 +629,7 @@ def apply_error(
 
 
 def recover_claims(
-    team_id: uuid.UUID, campaign_id: uuid.UUID, gateway: SmsGateway, run_id: str
+    team_id: uuid.UUID, campaign_id: uuid.UUID | None, gateway: SmsGateway, run_id: str
 ) -> int:
     """Messages another (dead) run claimed, or whose call timed out: the provider is asked
     whether each went out; those it has are recorded as a status callback would record them
@@ -571,10 +639,10 @@ def recover_claims(
 
     found_out: list[tuple[uuid.UUID, ProviderAnswer]] = []
     with tenant_session(team_id) as session:
-        campaign = session.get(Campaign, (team_id, campaign_id))
+        campaign = session.get(Campaign, (team_id, campaign_id)) if campaign_id else None
         stale = session.scalars(
             select(Message)
-            .where(Message.campaign_id == campaign_id)
+            .where(_scope(campaign_id))
             .where(Message.status == MessageStatus.CLAIMED)
             .where(or_(Message.claimed_by.is_(None), Message.claimed_by != run_id))
             .with_for_update(skip_locked=True)
@@ -615,7 +683,7 @@ def recover_claims(
 
 def _hold_number(
     team_id: uuid.UUID,
-    campaign_id: uuid.UUID,
+    campaign_id: uuid.UUID | None,
     message: _Claimed,
     now: datetime,
     seconds: float,
@@ -623,7 +691,7 @@ def _hold_number(
     with tenant_session(team_id) as session:
         session.execute(
             update(Message)
-            .where(Message.campaign_id == campaign_id)
+            .where(_scope(campaign_id))
             .where(Message.sending_number_id == message.sending_number_id)
             .where(Message.status.in_(MESSAGE_UNSENT))
             .where(Message.not_before < now + timedelta(seconds=seconds))
@@ -636,14 +704,14 @@ def _hold_number(
 
 
 def _release(
-    team_id: uuid.UUID, campaign_id: uuid.UUID, run_id: str, called: set[uuid.UUID]
+    team_id: uuid.UUID, campaign_id: uuid.UUID | None, run_id: str, called: set[uuid.UUID]
 ) -> None:
     """Claims of this run that never reached the provider call go back to the queue, and
     their reserved prices to the budget."""
     with tenant_session(team_id) as session:
         reservations = session.scalars(
             update(Message)
-            .where(Message.campaign_id == campaign_id)
+            .where(_scope(campaign_id))
             .where(Message.status == MessageStatus.CLAIMED)
             .where(Message.claimed_by == run_id)
             .where(Message.id.not_in(called) if called else True)
