@@ -10,6 +10,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from outreach_api.limits import note_failed_auth
 from outreach_core.datalake import TeamLake, store_from_url
 from outreach_core.settings import get_settings
 from outreach_core.teams import resolve_api_key
@@ -60,10 +61,14 @@ bearer = ExactBearer(
 
 
 async def current_team(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials, Depends(bearer)],
 ) -> uuid.UUID:
     team_id = await run_in_threadpool(resolve_api_key, credentials.credentials)
     if team_id is None:
+        # Only keys that were tried count: a missing or malformed header costs no lookup and
+        # guesses nothing. Enough of these lock the address out (outreach_api.limits).
+        note_failed_auth(request.scope)
         raise _unauthorized("invalid or revoked API key")
     return team_id
 

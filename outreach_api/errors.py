@@ -11,13 +11,20 @@ import logging
 from typing import Any
 
 from fastapi import Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
 
 from outreach_core.catalog import UnknownBucket
 from outreach_core.datalake import InvalidKey
-from outreach_core.messaging.campaigns import CampaignNotFound, InvalidTransition, NotSendable
+from outreach_core.messaging.campaigns import (
+    CampaignNotFound,
+    InvalidTransition,
+    NotSendable,
+    UnknownNumber,
+)
 from outreach_core.messaging.templates import TemplateError
 from outreach_core.uploads.landing import InvalidUpload, UploadTooLarge
 
@@ -53,6 +60,16 @@ async def invalid_request(_: Request, exc: RequestValidationError) -> JSONRespon
     return _json(ValidationErrorOut(detail=summary or "invalid request", errors=errors), 422)
 
 
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    # FastAPI turns a JSON body that is not UTF-8 into 400 "There was an error parsing the
+    # body" (json.loads raises UnicodeDecodeError, not the JSONDecodeError it answers 422
+    # for). Such a body is malformed JSON all the same (RFC 8259 8.1): the same 422.
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        problem = FieldError(loc=["body"], msg="JSON decode error: not UTF-8", type="json_invalid")
+        return _json(ValidationErrorOut(detail=f"body: {problem.msg}", errors=[problem]), 422)
+    return await http_exception_handler(request, exc)
+
+
 async def unknown_bucket(_: Request, exc: UnknownBucket) -> JSONResponse:
     return _json(UnknownBucketOut(detail=str(exc), suggestions=exc.suggestions), 404)
 
@@ -82,6 +99,10 @@ async def invalid_template(_: Request, exc: TemplateError) -> JSONResponse:
     return _json(ErrorOut(detail=f"template: {exc}"), 422)
 
 
+async def unknown_number(_: Request, exc: UnknownNumber) -> JSONResponse:
+    return _json(ErrorOut(detail=str(exc)), 422)
+
+
 async def unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Logged with the type only: bodies and headers may carry keys or phone numbers.
     log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
@@ -90,11 +111,13 @@ async def unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 HANDLERS: dict[type[Exception], Any] = {
     RequestValidationError: invalid_request,
+    HTTPException: http_error,
     UnknownBucket: unknown_bucket,
     InvalidUpload: invalid_upload,
     UploadTooLarge: too_large,
     InvalidKey: invalid_key,
     CampaignNotFound: campaign_not_found,
+    UnknownNumber: unknown_number,
     InvalidTransition: campaign_conflict,
     NotSendable: campaign_conflict,
     TemplateError: invalid_template,

@@ -5,11 +5,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from outreach_api.errors import HANDLERS
+from outreach_api.limits import Limits, protect
 from outreach_api.routes import (
     campaigns,
     catalog,
     consents,
     costs,
+    inbox,
     leads,
     teams,
     uploads,
@@ -26,12 +28,14 @@ def create_app() -> FastAPI:
     app.include_router(campaigns.router)
     app.include_router(teams.router)
     app.include_router(consents.router)
+    app.include_router(inbox.router)
     app.include_router(webhooks.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    protect(app, Limits.from_settings())
     return app
 
 

@@ -100,6 +100,21 @@ class Settings(BaseSettings):
     # A deliverable `sending` for longer (its run died mid-call) is tried again.
     deliverable_stale_seconds: float = Field(default=600, ge=1)
 
+    # The API's shield (outreach_api.limits), per process: requests a second and bursts per
+    # API key and per source address; invalid API keys from one address within the window
+    # before it is locked out for the window; the body cap of every route but uploads.
+    api_rate_per_key: float = Field(default=50.0, gt=0)
+    api_burst_per_key: int = Field(default=100, ge=1)
+    api_rate_per_address: float = Field(default=100.0, gt=0)
+    api_burst_per_address: int = Field(default=200, ge=1)
+    api_failed_auth_limit: int = Field(default=10, ge=1)
+    api_failed_auth_window_seconds: float = Field(default=60.0, gt=0)
+    api_max_body_bytes: int = Field(default=64 * 1024, ge=0)
+    # Never limited per address: loopback, where a local proxy or the benchmarks call from.
+    api_rate_exempt_addresses: frozenset[str] = frozenset({"127.0.0.1", "::1"})
+    # Proxies whose X-Forwarded-For names the caller.
+    api_trusted_proxies: frozenset[str] = frozenset()
+
     # Provider credentials are not OUTREACH_-prefixed: they keep their vendors' names.
     twilio_account_sid: SecretStr | None = Field(
         default=None, validation_alias="TWILIO_ACCOUNT_SID"

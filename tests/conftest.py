@@ -8,8 +8,10 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, make_url, text
@@ -75,13 +77,14 @@ def other_team():  # type: ignore[no-untyped-def]
 
 
 class ApiServer:
-    def __init__(self) -> None:
+    def __init__(self, app: Any = None) -> None:
         import socket
         import threading
 
         import uvicorn
 
-        from outreach_api.main import app
+        if app is None:
+            from outreach_api.main import app
 
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
@@ -115,6 +118,13 @@ class ApiServer:
 def api_server() -> Iterator[ApiServer]:
     with ApiServer() as server:
         yield server
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Any], ApiServer]]:
+    """Serves apps of the test's own (say, with other limits) until the test ends."""
+    with ExitStack() as stack:
+        yield lambda app: stack.enter_context(ApiServer(app))
 
 
 @pytest.fixture

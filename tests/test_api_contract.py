@@ -12,7 +12,7 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
-from outreach_api.limits import MAX_BODY_BYTES, TOO_LARGE, TOO_MANY_REQUESTS, Limits, with_limits
+from outreach_api.limits import TOO_LARGE, TOO_MANY_REQUESTS, Limits, with_limits
 from outreach_api.main import create_app
 from outreach_core.db.engine import tenant_session
 from outreach_core.db.states import CampaignStatus, CampaignType, Channel, ReviewStatus
@@ -272,7 +272,7 @@ def test_every_keyed_route_answers_401_as_documented(openapi, api_server, team) 
 def test_every_route_answers_the_shields_errors_as_documented(openapi, api_server, serve) -> None:
     ops = operations(openapi)
     # 413 over HTTP, before the route runs (so no key is needed): any body over the cap.
-    too_large = b"x" * (MAX_BODY_BYTES + 1)
+    too_large = b"x" * (get_settings().api_max_body_bytes + 1)
     json_body = {"Content-Type": "application/json"}
     for method, path, op in ops:
         if op["responses"]["413"]["description"] != TOO_LARGE:
@@ -284,7 +284,7 @@ def test_every_route_answers_the_shields_errors_as_documented(openapi, api_serve
 
     # 429: the shared server's loopback callers are exempt from per-address limits, so an
     # app that exempts no one, locked out for 127.0.0.1 by bad keys, answers every route.
-    limits = Limits(exempt_addresses=frozenset())
+    limits = Limits.from_settings(exempt_addresses=frozenset())
     server = serve(with_limits(create_app(), limits))
     bad_key = {"Authorization": "Bearer ok_" + "A" * 43}
     for _ in range(limits.failed_auth_limit):

@@ -128,7 +128,9 @@ def ledger_for(team_id: uuid.UUID, message_id: uuid.UUID) -> list[Decimal]:
     with tenant_session(team_id) as session:
         return list(
             session.scalars(
-                select(CostLedger.amount).where(CostLedger.reference.like(f"message:{message_id}:%"))
+                select(CostLedger.amount).where(
+                    CostLedger.reference.like(f"message:{message_id}:%")
+                )
             )
         )
 

@@ -55,7 +55,12 @@ async def add(body: ConsentIn, team_id: TeamId) -> ConsentOut:
 @router.delete(
     "/{phone}",
     status_code=204,
-    responses=error(404, "No consent is recorded for this phone in your team."),
+    responses={
+        **error(404, "No consent is recorded for this phone in your team."),
+        **error(
+            422, "The phone is malformed or not a valid number.", ValidationErrorOut | ErrorOut
+        ),
+    },
 )
 async def remove(
     phone: Annotated[str, Path(max_length=32, pattern=NO_NUL)], team_id: TeamId

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from outreach_api.deps import NO_NUL, TeamId
-from outreach_api.errors import V1_ERRORS
+from outreach_api.errors import V1_ERRORS, ErrorOut, ValidationErrorOut, error
 from outreach_core.replies.classes import Client
 from outreach_core.teams import get_team, update_team_settings
 
@@ -34,8 +34,16 @@ class TeamSettingsIn(BaseModel):
 
     require_consent: bool | None = None
     client: Client | None = None
+    # null clears these two: the default help text, voicemail.
     help_text: str | None = Field(default=None, min_length=1, max_length=320, pattern=NO_NUL)
     voice_forward_to: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{7,14}$")
+
+    @field_validator("require_consent", "client")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("cannot be null: leave it out to keep the current value")
+        return value
 
 
 def _team_out(team_id: uuid.UUID) -> TeamOut:
@@ -56,7 +64,18 @@ async def me(team_id: TeamId) -> TeamOut:
     return await run_in_threadpool(_team_out, team_id)
 
 
-@router.patch("", response_model=TeamOut, responses={422: V1_ERRORS[422]})
+@router.patch(
+    "",
+    response_model=TeamOut,
+    responses=error(
+        422,
+        "A field failed validation, or the number is no valid phone.",
+        ValidationErrorOut | ErrorOut,
+    ),
+)
 async def update_me(body: TeamSettingsIn, team_id: TeamId) -> TeamOut:
-    await run_in_threadpool(update_team_settings, team_id, body.model_dump(exclude_unset=True))
+    try:
+        await run_in_threadpool(update_team_settings, team_id, body.model_dump(exclude_unset=True))
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
     return await run_in_threadpool(_team_out, team_id)

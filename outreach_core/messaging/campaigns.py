@@ -51,6 +51,10 @@ class NotSendable(ValueError):
     """The campaign cannot start sending (its type is not built yet, it has no number)."""
 
 
+class UnknownNumber(ValueError):
+    """A sending number that is not one of the team's."""
+
+
 @dataclass(frozen=True)
 class NewCampaign:
     """What a campaign is created with."""
@@ -80,6 +84,12 @@ def create_campaign(team_id: uuid.UUID, new: NewCampaign, actor: str) -> Created
     variable raises TemplateError before anything is written."""
     template = parse_template(new.template)
     with tenant_session(team_id) as session:
+        if new.sending_number_id is not None and (
+            session.get(SendingNumber, (team_id, new.sending_number_id)) is None
+        ):
+            raise UnknownNumber(
+                f"sending_number_id {new.sending_number_id} is not one of your team's numbers"
+            )
         campaign = Campaign(
             team_id=team_id,
             id=uuid.uuid4(),
