@@ -21,6 +21,8 @@ from outreach_api.routes import (
 
 def create_app() -> FastAPI:
     app = FastAPI(title="Outreach API", version="0.1.0", exception_handlers=HANDLERS)
+    # First: Twilio's webhooks are the hottest routes, and routes are matched in order.
+    app.include_router(webhooks.router)
     app.include_router(uploads.router)
     app.include_router(leads.router)
     app.include_router(catalog.router)
@@ -29,7 +31,6 @@ def create_app() -> FastAPI:
     app.include_router(teams.router)
     app.include_router(consents.router)
     app.include_router(inbox.router)
-    app.include_router(webhooks.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     # Carrier-filtered messages (30007) in a campaign's last 24 h that pause it.
     sms_carrier_filter_alarm: int = Field(default=5, ge=1)
 
+    # Quiet-hours rules replacing the packaged `guardrails/quiet_hours.yaml` (same format):
+    # an operator's own sending window and state rules.
+    quiet_hours_file: Path | None = None
+
     # Inbound replies (see README, "Replies"). Auto-replies to one conversation in any 24 h.
     auto_replies_per_conversation_per_24h: int = Field(default=3, ge=0)
     # An inbound message still `received` this long after it arrived (its webhook died

@@ -468,3 +468,25 @@ def test_block_reasons() -> None:
     assert expected <= {reason.value for reason in BlockReason}
     assert BlockReason("quiet_hours") is BlockReason.QUIET_HOURS
     assert f"{BlockReason.QUIET_HOURS}" == "quiet_hours"
+
+
+def test_an_operators_rules_file_replaces_the_packaged_rules(tmp_path, monkeypatch) -> None:
+    from outreach_core.guardrails.rules import load_quiet_hours_rules
+    from outreach_core.settings import get_settings
+
+    own = tmp_path / "rules.yaml"
+    own.write_text(
+        'default: {start: "08:00", end: "21:00"}\nstates: {TX: {start: "09:00", end: "21:00"}}\n'
+    )
+    monkeypatch.setattr(get_settings(), "quiet_hours_file", own)
+    load_quiet_hours_rules.cache_clear()
+    try:
+        rules = load_quiet_hours_rules()
+        assert (rules.default.start.hour, rules.default.end.hour) == (8, 21)
+        assert rules.for_states(["tx"]).start.hour == 9 and rules.states.keys() == {"TX"}
+        own.write_text('default: {start: 8, end: "21:00"}\n')
+        load_quiet_hours_rules.cache_clear()
+        with pytest.raises(ValueError, match=str(own)):
+            load_quiet_hours_rules()
+    finally:
+        load_quiet_hours_rules.cache_clear()

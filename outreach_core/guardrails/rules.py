@@ -16,6 +16,7 @@ from datetime import time
 from functools import cache
 from typing import Any
 
+import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -27,7 +28,8 @@ from pydantic import (
 )
 
 from outreach_core.catalog import US_STATES
-from outreach_core.guardrails._data import describe, read_yaml_resource
+from outreach_core.guardrails._data import GuardrailDataError, describe, read_yaml_resource
+from outreach_core.settings import get_settings
 
 RULES_RESOURCE = "quiet_hours.yaml"
 
@@ -139,5 +141,13 @@ def parse_quiet_hours_rules(data: Any, source: str = RULES_RESOURCE) -> QuietHou
 
 @cache
 def load_quiet_hours_rules() -> QuietHoursRules:
-    """The packaged rules, parsed and validated once per process."""
-    return parse_quiet_hours_rules(read_yaml_resource(RULES_RESOURCE))
+    """The rules of OUTREACH_QUIET_HOURS_FILE when set (an operator's own policy, in the
+    packaged file's format), else the packaged ones; parsed and validated once per process."""
+    path = get_settings().quiet_hours_file
+    if path is None:
+        return parse_quiet_hours_rules(read_yaml_resource(RULES_RESOURCE))
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise GuardrailDataError(f"{path}: cannot be read as YAML: {exc}") from None
+    return parse_quiet_hours_rules(document, source=str(path))

@@ -120,13 +120,29 @@ class Route:
     number_id: uuid.UUID
 
 
+# Routes of numbers seen by this process (see route_number), at most this many.
+MAX_ROUTES = 100_000
+_ROUTES: dict[str, Route] = {}
+
+
 def route_number(to_phone: str) -> Route | None:
-    """The team (and its number) a message to `to_phone` is for; None: no team's number."""
+    """The team (and its number) a message to `to_phone` is for; None: no team's number.
+    Found routes are kept per process: a number never moves to another team (it is unique
+    across teams and deleted with its team), so a kept route cannot go wrong; an unknown
+    number is looked up every time (it may be bought any moment)."""
+    route = _ROUTES.get(to_phone)
+    if route is not None:
+        return route
     with system_session() as session:
         row = session.execute(
             text("SELECT team_id, number_id FROM outreach_number_team(:p)"), {"p": to_phone}
         ).first()
-    return Route(row.team_id, row.number_id) if row else None
+    if row is None:
+        return None
+    if len(_ROUTES) >= MAX_ROUTES:
+        _ROUTES.clear()
+    route = _ROUTES[to_phone] = Route(row.team_id, row.number_id)
+    return route
 
 
 def receive(
