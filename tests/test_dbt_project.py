@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -33,6 +34,9 @@ def test_dbt_parse(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    manifest = (tmp_path / "target" / "manifest.json").read_text()
-    assert "model.outreach.stg_leads" in manifest
-    assert "model.outreach.fct_upload_quality" in manifest
+    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
+    models = {k: v for k, v in manifest["nodes"].items() if k.startswith("model.")}
+    assert {"model.outreach.stg_leads", "model.outreach.fct_upload_quality"} <= set(models)
+    # `+schema: analytics` with the profile's `analytics` builds into `analytics`, not the
+    # `analytics_analytics` dbt's default naming would make.
+    assert {m["schema"] for m in models.values()} == {"analytics"}
