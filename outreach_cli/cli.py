@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -330,7 +331,11 @@ def dev(api_port: int = 8000, dagster_port: int = 3000) -> None:
         # `dagster dev` stops its webserver, daemon and code server on SIGINT; give it time,
         # so no run worker is left behind.
         children.insert(0, (dagster, 60))
-        dagster.wait()
+        # Polled, not a blocking wait: the kernel may hand SIGINT/SIGTERM to another thread
+        # (polars and jemalloc start some), and a main thread blocked in waitpid would then
+        # never run the handler.
+        while dagster.poll() is None:
+            time.sleep(0.5)
     except KeyboardInterrupt:
         console.print("stopping")
     finally:
