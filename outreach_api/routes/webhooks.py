@@ -16,7 +16,11 @@ from outreach_core.db.states import Channel
 from outreach_core.inbox.processing import Inbound, receive
 from outreach_core.messaging.delivery import StatusUpdate, record_status
 from outreach_core.messaging.twilio_client import SIGNATURE_HEADER
-from outreach_core.messaging.twilio_gateway import REFERENCE_PARAM, STATUS_CALLBACK_PATH
+from outreach_core.messaging.twilio_gateway import (
+    REFERENCE_PARAM,
+    STATUS_CALLBACK_PATH,
+    TEAM_PARAM,
+)
 from outreach_core.settings import get_settings
 
 SMS_PATH = "/webhooks/twilio/sms"
@@ -52,7 +56,8 @@ async def signed_form(request: Request) -> dict[str, str]:
 @router.post(STATUS_CALLBACK_PATH, status_code=204)
 async def message_status(request: Request) -> Response:
     form = await signed_form(request)
-    update = StatusUpdate.from_callback(request.query_params.get(REFERENCE_PARAM), form)
+    query = request.query_params
+    update = StatusUpdate.from_callback(query.get(REFERENCE_PARAM), form, query.get(TEAM_PARAM))
     outcome = await run_in_threadpool(record_status, update)
     log.info("status %s for %s: %s", update.status, update.sid, outcome)
     return Response(status_code=204)

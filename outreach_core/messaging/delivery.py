@@ -41,16 +41,16 @@ class StatusUpdate:
     error_code: int | None
     price: str | None
     price_unit: str | None
+    team_id: uuid.UUID | None = None  # the message's team, from the callback URL
 
     @classmethod
-    def from_callback(cls, reference: str | None, form: Mapping[str, str]) -> StatusUpdate:
-        try:
-            message_id = uuid.UUID(reference) if reference else None
-        except ValueError:
-            message_id = None
+    def from_callback(
+        cls, reference: str | None, form: Mapping[str, str], team: str | None = None
+    ) -> StatusUpdate:
         code = form.get("ErrorCode") or None
         return cls(
-            message_id=message_id,
+            team_id=_uuid(team),
+            message_id=_uuid(reference),
             sid=form.get("MessageSid") or form.get("SmsSid") or "",
             status=(form.get("MessageStatus") or form.get("SmsStatus") or "").lower(),
             error_code=int(code) if code and code.isdigit() else None,
@@ -59,13 +59,23 @@ class StatusUpdate:
         )
 
 
+def _uuid(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None
+
+
 def record_status(update: StatusUpdate) -> str:
     """Apply one callback; returns what happened, for the log ("applied", "stale", ...)."""
-    with system_session() as session:
-        team_id = session.scalar(
-            text("SELECT outreach_message_team(:i, :s)"),
-            {"i": update.message_id, "s": update.sid},
-        )
+    team_id = update.team_id
+    if team_id is None or update.message_id is None:
+        # A callback URL without our team (older messages, recovery) costs a lookup.
+        with system_session() as session:
+            team_id = session.scalar(
+                text("SELECT outreach_message_team(:i, :s)"),
+                {"i": update.message_id, "s": update.sid},
+            )
     if team_id is None:
         return "unknown message"
     try:

@@ -74,6 +74,7 @@ class OutboundSms:
     messaging_service_sid: str | None
     body: str
     validity_period_s: int | None
+    team_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -525,6 +526,7 @@ def _send_one(
             messaging_service_sid=campaign.messaging_service_sid if campaign else None,
             body=claimed.body,
             validity_period_s=claimed.validity_period_s,
+            team_id=team_id,
         )
         message.attempts += 1
         crashpoint("send.before_call")
