@@ -6,6 +6,7 @@ deliverables. Decisions are core's; this schedules and reports."""
 # No `from __future__ import annotations`: Dagster reads the op's config annotation at runtime.
 
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 
 import dagster as dg
@@ -34,17 +35,7 @@ class SmtpResource(dg.ConfigurableResource):
 
     def config(self) -> SmtpConfig:
         config = smtp_config()
-        if self.host is None and self.port is None:
-            return config
-        return SmtpConfig(
-            host=self.host or config.host,
-            port=self.port or config.port,
-            sender=config.sender,
-            username=config.username,
-            password=config.password,
-            starttls=config.starttls,
-            timeout_s=config.timeout_s,
-        )
+        return replace(config, host=self.host or config.host, port=self.port or config.port)
 
 
 class RepliesConfig(dg.Config):

@@ -75,7 +75,7 @@ def team_settings(
     ] = None,
 ) -> None:
     """Show a team's settings, or change those given."""
-    from outreach_core.teams import get_team, update_team_settings
+    from outreach_core.teams import TEAM_SETTINGS, get_team, update_team_settings
 
     if get_team(team) is None:
         fail(f"no team {team}")
@@ -95,7 +95,7 @@ def team_settings(
         fail(str(exc))
     found = get_team(team)
     assert found is not None
-    for name in ("require_consent", "client", "help_text", "voice_forward_to"):
+    for name in TEAM_SETTINGS:
         console.print(f"{name}: {getattr(found, name)}")
 
 

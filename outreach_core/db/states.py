@@ -175,6 +175,12 @@ MESSAGE_PROGRESS: dict[MessageStatus, int] = {
     MessageStatus.CANCELLED: 5,
 }
 MESSAGE_UNSENT = (MessageStatus.PENDING, MessageStatus.CLAIMED)
+# A message that left (or may have left) for the provider.
+MESSAGE_GONE_OUT = tuple(
+    s
+    for s in MessageStatus
+    if s not in (MessageStatus.PENDING, MessageStatus.BLOCKED, MessageStatus.CANCELLED)
+)
 
 
 class MessageKind(StrEnum):

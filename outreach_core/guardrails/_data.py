@@ -15,13 +15,16 @@ class GuardrailDataError(ValueError):
     """A guardrail data file is malformed. The message names the file and the offending entry."""
 
 
-def read_yaml_resource(name: str) -> Any:
-    """The parsed YAML document `name` shipped next to this module."""
-    text = resources.files(PACKAGE).joinpath(name).read_text(encoding="utf-8")
+def read_yaml_resource(
+    name: str, package: str = PACKAGE, error: type[ValueError] = GuardrailDataError
+) -> Any:
+    """The parsed YAML document `name` shipped in `package` (the guardrails' by default);
+    `error` for a file that is not YAML."""
+    text = resources.files(package).joinpath(name).read_text(encoding="utf-8")
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise GuardrailDataError(f"{name}: not valid YAML: {exc}") from None
+        raise error(f"{name}: not valid YAML: {exc}") from None
 
 
 def describe(exc: ValidationError, source: str) -> GuardrailDataError:

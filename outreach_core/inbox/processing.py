@@ -26,7 +26,6 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from functools import cache
 
 from sqlalchemy import func, select, text, update
@@ -61,7 +60,9 @@ from outreach_core.db.tables import (
 from outreach_core.guardrails.quiet_hours import check_quiet_hours
 from outreach_core.inbox.rules import load_inbox_rules
 from outreach_core.messaging import defaults
+from outreach_core.messaging.consent import contacted_phones
 from outreach_core.messaging.segments import count_segments
+from outreach_core.messaging.sender import worst_case_price
 from outreach_core.replies.classes import ReplyClass
 from outreach_core.replies.classify import (
     Classification,
@@ -408,10 +409,10 @@ def _update_conversation(ctx: _Context, result: Classification) -> None:
     c.last_message_at = ctx.now
     c.last_inbound_at = ctx.now
     c.updated_at = ctx.now
-    _append_history(c, "inbound", ctx.inbound.body, ctx.now, str(result.id))
+    append_history(c, "inbound", ctx.inbound.body, ctx.now, str(result.id))
 
 
-def _append_history(
+def append_history(
     c: Conversation, direction: str, body: str, at: datetime, intent: str | None = None
 ) -> None:
     entry = {"at": at.isoformat(), "direction": direction, "text": body[:500]}
@@ -437,11 +438,16 @@ def _snapshot(ctx: _Context) -> ConversationSnapshot:
     )
 
 
+def _last_outbound(ctx: _Context) -> dict[str, str] | None:
+    """The conversation's latest outbound exchange, from its history."""
+    return next(
+        (e for e in reversed(ctx.conversation.history) if e.get("direction") == "outbound"), None
+    )
+
+
 def _last_outbound_at(ctx: _Context) -> datetime | None:
-    for entry in reversed(ctx.conversation.history):
-        if entry.get("direction") == "outbound":
-            return datetime.fromisoformat(entry["at"])
-    return None
+    last = _last_outbound(ctx)
+    return datetime.fromisoformat(last["at"]) if last else None
 
 
 def _deliverable(session: Session, ctx: _Context, item: InboxItem, email: str) -> None:
@@ -547,10 +553,8 @@ def _draft(ctx: _Context, result: Classification, llm: LlmDrafter | None) -> Dra
 
 
 def _last_outbound_text(ctx: _Context) -> str | None:
-    for entry in reversed(ctx.conversation.history):
-        if entry.get("direction") == "outbound":
-            return str(entry["text"])
-    return None
+    last = _last_outbound(ctx)
+    return str(last["text"]) if last else None
 
 
 def _why_not_automatic(
@@ -580,10 +584,10 @@ def _why_not_automatic(
     if (
         ctx.team.require_consent
         and PhoneFlag.CONSENTED not in ctx.flags
-        and not _contacted_before(session, ctx.phone)
+        and not contacted_phones(session, [ctx.phone])
     ):
         return "no consent recorded for a first contact"
-    worst = _worst_case(draft.text)
+    worst = worst_case_price(count_segments(draft.text).segments)
     if not budget.room(session, ctx.team.id, CostCategory.SMS).fits(worst):
         return "the team's SMS budget has no room"
     return None
@@ -599,22 +603,6 @@ def _auto_replies_since(session: Session, phone: str, since: datetime) -> int:
         )
         or 0
     )
-
-
-def _contacted_before(session: Session, phone: str) -> bool:
-    return (
-        session.scalar(
-            select(Message.id)
-            .where(Message.to_phone == phone, Message.kind == MessageKind.CAMPAIGN)
-            .where(Message.sent_at.is_not(None))
-            .limit(1)
-        )
-        is not None
-    )
-
-
-def _worst_case(body: str) -> Decimal:
-    return count_segments(body).segments * get_settings().sms_worst_case_price_per_segment
 
 
 def _review(
@@ -695,5 +683,5 @@ def _answer(
     c = ctx.conversation
     c.outbound_count += 1
     c.last_message_at = ctx.now
-    _append_history(c, "outbound", body, ctx.now)
+    append_history(c, "outbound", body, ctx.now)
     return Outcome(handling, ctx.inbound.id, ctx.team.id, reply=body if inline else None)

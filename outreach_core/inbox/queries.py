@@ -28,6 +28,7 @@ from outreach_core.db.tables import (
     Message,
     Review,
 )
+from outreach_core.inbox.processing import append_history
 from outreach_core.messaging.segments import count_segments
 from outreach_core.replies.classes import ReplyClass
 
@@ -230,8 +231,7 @@ def approve_review(
         conversation_ = session.get(Conversation, (team_id, review.contact_phone))
         if conversation_ is not None:
             conversation_.outbound_count += 1
-            entry = {"at": now.isoformat(), "direction": "outbound", "text": body[:500]}
-            conversation_.history = [*conversation_.history, entry][-20:]
+            append_history(conversation_, "outbound", body, now)
         return review
 
 

@@ -4,13 +4,11 @@ classification, validated once per process."""
 from __future__ import annotations
 
 from functools import cache
-from importlib import resources
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from outreach_core.db.states import Priority, ResponseBucket
-from outreach_core.guardrails._data import describe
+from outreach_core.guardrails._data import describe, read_yaml_resource
 from outreach_core.replies.classes import ReplyClass
 
 RESOURCE = "inbox_rules.yaml"
@@ -45,8 +43,7 @@ class InboxRules(BaseModel):
 
 @cache
 def load_inbox_rules() -> InboxRules:
-    text = resources.files(__package__).joinpath(RESOURCE).read_text(encoding="utf-8")
     try:
-        return InboxRules.model_validate(yaml.safe_load(text))
+        return InboxRules.model_validate(read_yaml_resource(RESOURCE, __package__))
     except ValidationError as exc:
         raise describe(exc, RESOURCE) from None

@@ -6,14 +6,16 @@ Revoking consent is an opt-out: the phone is suppressed, which outranks consent.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import phonenumbers
-from sqlalchemy import delete, text
+from sqlalchemy import delete, select, text
+from sqlalchemy.orm import Session
 
 from outreach_core.db.engine import tenant_session
-from outreach_core.db.states import PhoneFlag
-from outreach_core.db.tables import PhoneFlagRow
+from outreach_core.db.states import MESSAGE_GONE_OUT, PhoneFlag
+from outreach_core.db.tables import Message, PhoneFlagRow
+from outreach_core.guardrails.timezones import parse_phone
 
 
 class InvalidPhone(ValueError):
@@ -22,11 +24,8 @@ class InvalidPhone(ValueError):
 
 def e164(phone: str) -> str:
     """`phone` in E.164 (US national format accepted); InvalidPhone when it is not valid."""
-    try:
-        number = phonenumbers.parse(phone, "US")
-    except phonenumbers.NumberParseException:
-        number = None
-    if number is None or not phonenumbers.is_valid_number(number):
+    number = parse_phone(phone)
+    if number is None:
         raise InvalidPhone(f"{phone!r} is not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
@@ -59,3 +58,15 @@ def withdraw_consent(team_id: uuid.UUID, phone: str) -> bool:
             )
         )
         return result.rowcount > 0
+
+
+def contacted_phones(session: Session, phones: Collection[str]) -> set[str]:
+    """Those of `phones` the team has texted already (a message went out, or may have):
+    texting them again is no first contact, with or without recorded consent."""
+    return set(
+        session.scalars(
+            select(Message.to_phone)
+            .where(Message.to_phone.in_(phones), Message.status.in_(MESSAGE_GONE_OUT))
+            .distinct()
+        )
+    )

@@ -33,6 +33,7 @@ from outreach_core.costs import budget
 from outreach_core.crashpoints import crashpoint
 from outreach_core.db.engine import app_engine, tenant_session
 from outreach_core.db.states import (
+    MESSAGE_GONE_OUT,
     MESSAGE_UNSENT,
     CampaignStatus,
     CostCategory,
@@ -46,6 +47,7 @@ from outreach_core.guardrails.quiet_hours import check_quiet_hours
 from outreach_core.guardrails.reasons import BlockReason
 from outreach_core.messaging import defaults
 from outreach_core.messaging.campaigns import transition_in
+from outreach_core.messaging.consent import contacted_phones
 from outreach_core.messaging.provider_errors import ErrorAction, action_for
 from outreach_core.ratelimit import PgRateLimiter, RateLimitReached
 from outreach_core.settings import get_settings
@@ -207,6 +209,11 @@ def _run(
 # ---------------------------------------------------------------------------- claim
 
 
+def worst_case_price(segments: int) -> Decimal:
+    """What a message of `segments` may cost at most: reserved until the provider prices it."""
+    return segments * get_settings().sms_worst_case_price_per_segment
+
+
 def _what(campaign_id: uuid.UUID | None) -> str:
     return f"campaign {campaign_id}" if campaign_id else "replies"
 
@@ -288,7 +295,7 @@ def _claim(
             if daily_limit is not None and sent_today >= daily_limit:
                 _reschedule(message, (oldest_today or now) + DAY, BlockReason.DAILY_LIMIT, stats)
                 continue
-            worst_case = message.segments * settings.sms_worst_case_price_per_segment
+            worst_case = worst_case_price(message.segments)
             if not room.fits(reserved + worst_case):
                 pause_reason = f"{room.limit} reached"
                 break
@@ -319,7 +326,7 @@ def _claim(
         held = budget.hold(
             session,
             team_id,
-            [c.segments * settings.sms_worst_case_price_per_segment for _, c in claimed],
+            [worst_case_price(c.segments) for _, c in claimed],
             category=CostCategory.SMS,
             provider=defaults.SMS_PROVIDER,
             campaign_id=campaign_id,
@@ -356,21 +363,13 @@ class _PhoneFacts:
             for phone, count, oldest in session.execute(
                 select(Message.to_phone, func.count(), func.min(Message.claimed_at))
                 .where(Message.to_phone.in_(phones))
-                .where(Message.status.in_(_GONE_OUT), Message.claimed_at >= now - DAY)
+                .where(Message.status.in_(MESSAGE_GONE_OUT), Message.claimed_at >= now - DAY)
                 .group_by(Message.to_phone)
             )
         }
         contacted = None
         if session.scalar(select(Team.require_consent).where(Team.id == team_id)):
-            # Issue 9's inbound messages will count as contact too (a reply is not a first
-            # contact); today the team's own messages that went out are the record.
-            contacted = set(
-                session.scalars(
-                    select(Message.to_phone)
-                    .where(Message.to_phone.in_(phones), Message.status.in_(_GONE_OUT))
-                    .distinct()
-                )
-            )
+            contacted = contacted_phones(session, phones)
         numbers = {n.id: n for n in session.scalars(select(SendingNumber))}
         return cls(flags, recent, contacted, numbers)
 
@@ -436,13 +435,6 @@ def _service_verdict(message: Message, flags: set[PhoneFlag], facts: _PhoneFacts
     return _Verdict()
 
 
-# Statuses of a message that left (or may have left) for the provider.
-_GONE_OUT = [
-    s
-    for s in MessageStatus
-    if s not in (MessageStatus.PENDING, MessageStatus.BLOCKED, MessageStatus.CANCELLED)
-]
-
 
 def _sent_since(
     session: Session, campaign_id: uuid.UUID | None, since: datetime
@@ -452,7 +444,7 @@ def _sent_since(
     count, oldest = session.execute(
         select(func.count(), func.min(Message.claimed_at)).where(
             _scope(campaign_id),
-            Message.status.in_(_GONE_OUT),
+            Message.status.in_(MESSAGE_GONE_OUT),
             Message.claimed_at >= since,
         )
     ).one()

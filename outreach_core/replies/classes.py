@@ -10,12 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from enum import StrEnum
-from importlib import resources
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from outreach_core.guardrails import _data
 from outreach_core.guardrails._data import describe
 
 PACKAGE = "outreach_core.replies"
@@ -58,11 +57,7 @@ class ReplyRulesError(ValueError):
 
 def read_yaml_resource(name: str) -> Any:
     """The parsed YAML document `name` shipped next to this module."""
-    text = resources.files(PACKAGE).joinpath(name).read_text(encoding="utf-8")
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ReplyRulesError(f"{name}: not valid YAML: {exc}") from None
+    return _data.read_yaml_resource(name, PACKAGE, ReplyRulesError)
 
 
 def validation_error(exc: ValidationError, source: str) -> ReplyRulesError:
