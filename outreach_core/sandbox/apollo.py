@@ -24,7 +24,6 @@ import io
 import json
 import logging
 import math
-import signal
 import socket
 import struct
 import threading
@@ -32,8 +31,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType, TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
@@ -53,6 +51,8 @@ __all__ = [
     "lookup_person",
     "main",
 ]
+
+from outreach_core.sandbox.http_server import LoopbackSandbox, SandboxServer, serve_until_stopped
 
 logger = logging.getLogger(__name__)
 
@@ -599,7 +599,7 @@ class _Handler(BaseHTTPRequestHandler):
     # mid-pool connection reset a realistic fault.
     protocol_version = "HTTP/1.1"
     server_version = "ApolloSandbox/1.0"
-    server: _Server
+    server: SandboxServer
 
     def do_POST(self) -> None:  # noqa: N802 - name fixed by http.server
         self.server.sandbox._handle(self, "POST")
@@ -612,23 +612,16 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("apollo sandbox: " + format, *args)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    sandbox: SandboxApollo
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Faults deliberately break connections; a peer hanging up is not a sandbox bug.
-        logger.debug("apollo sandbox: connection error from %s", client_address, exc_info=True)
-
-
-class SandboxApollo:
+class SandboxApollo(LoopbackSandbox):
     """Fake Apollo server on 127.0.0.1 with deterministic data and scripted faults.
 
     Use as a context manager (or ``start()``/``stop()``). Settings can be changed while
     it runs; faults queued with ``inject()`` are consumed one per authenticated,
     non-rate-limited request, in order.
     """
+
+    handler_class = _Handler
+    thread_name = "apollo-sandbox"
 
     def __init__(
         self,
@@ -657,57 +650,10 @@ class SandboxApollo:
         self._lock = threading.Lock()
         self._faults: deque[_Fault] = deque()
         self._windows: dict[str, tuple[int, int]] = {}  # key digest -> (window, used)
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._init_server_state()
         self.inject(*faults)
 
     # -- lifecycle ---------------------------------------------------------------
-
-    def start(self) -> SandboxApollo:
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        server = _Server((self.host, self.port), _Handler)
-        server.sandbox = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="apollo-sandbox",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._stopping.set()  # wakes handlers parked in latency or timeout faults
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> SandboxApollo:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("sandbox is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     # -- control -----------------------------------------------------------------
 
@@ -1016,12 +962,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    done = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    signal.signal(signal.SIGTERM, _stop)
     with SandboxApollo(
         host=args.host,
         port=args.port,
@@ -1030,13 +970,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         match_rate=args.match_rate,
         faults=args.fault,
     ) as sandbox:
-        # First stdout line is machine-readable so `make dev` and tests can pick up the port.
-        print(sandbox.base_url, flush=True)
-        try:
-            while not done.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
+        serve_until_stopped(sandbox.base_url)
     return 0
 
 

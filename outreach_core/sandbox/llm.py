@@ -28,14 +28,12 @@ import hmac
 import json
 import logging
 import re
-import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType, TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -48,6 +46,8 @@ __all__ = [
     "complete",
     "main",
 ]
+
+from outreach_core.sandbox.http_server import LoopbackSandbox, SandboxServer, serve_until_stopped
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ class _Abort(Exception):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "LlmSandbox/1.0"
-    server: _Server
+    server: SandboxServer
 
     def do_POST(self) -> None:  # noqa: N802 - name fixed by http.server
         self.server.sandbox._handle(self, "POST")
@@ -173,21 +173,14 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("llm sandbox: " + format, *args)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    sandbox: SandboxLlm
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client giving up on a hanging request is what the timeout fault is for.
-        logger.debug("llm sandbox: connection error from %s", client_address, exc_info=True)
-
-
-class SandboxLlm:
+class SandboxLlm(LoopbackSandbox):
     """Fake chat-completions server on 127.0.0.1. Use as a context manager (or start/stop).
 
     `received` keeps every request body that parsed as JSON, in order, for assertions.
     """
+
+    handler_class = _Handler
+    thread_name = "llm-sandbox"
 
     def __init__(
         self,
@@ -208,57 +201,10 @@ class SandboxLlm:
         self._faults: deque[_Fault] = deque()
         self._received: list[dict[str, Any]] = []
         self._unauthorized = 0
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._init_server_state()
         self.inject(*faults)
 
     # -- lifecycle ---------------------------------------------------------------
-
-    def start(self) -> SandboxLlm:
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        server = _Server((self.host, self.port), _Handler)
-        server.sandbox = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="llm-sandbox",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._stopping.set()  # wakes handlers parked in latency or timeout faults
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> SandboxLlm:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("sandbox is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     # -- control -----------------------------------------------------------------
 
@@ -459,12 +405,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    done = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    signal.signal(signal.SIGTERM, _stop)
     with SandboxLlm(
         host=args.host,
         port=args.port,
@@ -472,13 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency=args.latency,
         faults=args.fault,
     ) as sandbox:
-        # First stdout line is machine-readable so `make dev` and tests can pick up the port.
-        print(sandbox.base_url, flush=True)
-        try:
-            while not done.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
+        serve_until_stopped(sandbox.base_url)
     return 0
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
-import signal
 import socket
 import sys
 import threading
@@ -30,7 +29,7 @@ from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any, Final, Literal
 
 from aiosmtpd.controller import Controller
@@ -44,6 +43,8 @@ __all__ = [
     "free_port",
     "main",
 ]
+
+from outreach_core.sandbox.http_server import serve_until_stopped
 
 logger = logging.getLogger(__name__)
 
@@ -437,12 +438,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--username and --password go together")
     credentials = None if args.username is None else (args.username, args.password)
 
-    done = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    signal.signal(signal.SIGTERM, _stop)
     with SandboxSmtp(
         host=args.host,
         port=args.port,
@@ -451,13 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         credentials=credentials,
         on_message=_summary,
     ) as sandbox:
-        # First stdout line is machine-readable so `make dev` and tests can pick up the port.
-        print(sandbox.url, flush=True)
-        try:
-            while not done.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
+        serve_until_stopped(sandbox.url)
     return 0
 
 

@@ -36,7 +36,6 @@ import itertools
 import json
 import logging
 import re
-import signal
 import socket
 import struct
 import threading
@@ -51,8 +50,7 @@ from decimal import Decimal
 from email.utils import format_datetime
 from enum import StrEnum
 from functools import partial
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType, TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Final, Protocol
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -93,6 +91,8 @@ __all__ = [
     "final_status_for",
     "main",
 ]
+
+from outreach_core.sandbox.http_server import LoopbackSandbox, SandboxServer, serve_until_stopped
 
 logger = logging.getLogger(__name__)
 
@@ -846,20 +846,13 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("twilio sandbox: " + format, *args)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _Server(SandboxServer):
     # A send engine opens many connections at once; the default backlog of 5 drops SYNs,
     # which costs a second of retransmission each.
     request_queue_size = 128
-    sandbox: SandboxTwilio
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Faults deliberately break connections; a peer hanging up is not a sandbox bug.
-        logger.debug("twilio sandbox: connection error from %s", client_address, exc_info=True)
 
 
-class SandboxTwilio:
+class SandboxTwilio(LoopbackSandbox):
     """Fake Twilio server on 127.0.0.1; see the module docstring for what it serves.
 
     Use as a context manager (or ``start()``/``stop()``). Settings are plain attributes and
@@ -868,6 +861,10 @@ class SandboxTwilio:
     apply to every message to that number. ``wait_idle()`` waits for every status change
     and callback still due.
     """
+
+    server_class = _Server
+    handler_class = _Handler
+    thread_name = "twilio-sandbox"
 
     def __init__(
         self,
@@ -925,9 +922,7 @@ class SandboxTwilio:
         self._owned: dict[str, str] = {}  # phone number -> account sid, across accounts
         self._message_seq = itertools.count()
         self._faults: list[_Fault] = []
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._init_server_state()
         self._scheduler: _Scheduler | None = None
         self._handlers: dict[Endpoint, Callable[[_Request], _Answer]] = {
             Endpoint.MESSAGE_CREATE: self._create_message,
@@ -947,53 +942,13 @@ class SandboxTwilio:
 
     # -- lifecycle ---------------------------------------------------------------
 
-    def start(self) -> SandboxTwilio:
-        if self._server is not None:
-            return self
-        self._stopping.clear()
+    def _before_start(self) -> None:
         self._scheduler = _Scheduler(self.callback_workers)
-        server = _Server((self.host, self.port), _Handler)
-        server.sandbox = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="twilio-sandbox",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
 
-    def stop(self) -> None:
-        server, thread, scheduler = self._server, self._thread, self._scheduler
-        if server is None:
-            return
-        self._stopping.set()  # wakes handlers parked in latency or timeout faults
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        if scheduler is not None:
-            scheduler.stop()
-        self._server = self._thread = self._scheduler = None
-
-    def __enter__(self) -> SandboxTwilio:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("sandbox is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+    def _after_stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.stop()
+        self._scheduler = None
 
     # -- control -----------------------------------------------------------------
 
@@ -1849,12 +1804,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    done = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    signal.signal(signal.SIGTERM, _stop)
     with SandboxTwilio(
         host=args.host,
         port=args.port,
@@ -1872,13 +1821,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         purchase_error=args.purchase_error,
         faults=args.fault,
     ) as sandbox:
-        # First stdout line is machine-readable so `make dev` and tests can pick up the port.
-        print(sandbox.base_url, flush=True)
-        try:
-            while not done.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
+        serve_until_stopped(sandbox.base_url)
     return 0
 
 
