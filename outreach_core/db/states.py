@@ -193,6 +193,8 @@ class MessageKind(StrEnum):
     # Opt-out and opt-in confirmations, the help text: the only messages that pass
     # suppression and quiet hours (a person just wrote to us; carriers require them).
     SERVICE = "service"
+    # A workflow's send_sms step (`workflow_execution_id`), one per execution.
+    FOLLOW_UP = "follow_up"
 
 
 class Channel(StrEnum):
@@ -250,6 +252,54 @@ class FlagAction(StrEnum):
 
     ADDED = "added"
     REMOVED = "removed"
+
+
+class WorkflowAction(StrEnum):
+    """What a workflow step does."""
+
+    SEND_SMS = "send_sms"
+    SEND_EMAIL = "send_email"
+    CREATE_TASK = "create_task"
+    MOVE_TO_BUCKET = "move_to_bucket"
+    UPDATE_LEAD_SCORE = "update_lead_score"
+    TAG_LEAD = "tag_lead"
+    NOTIFY_TEAM = "notify_team"
+
+
+class ExecutionStatus(StrEnum):
+    """A workflow step for one inbox item: pending (waits for `due_at`) -> running (claimed)
+    -> completed | failed; cancelled (suppressed contact, kill switch) and skipped (a
+    guardrail or a condition no longer holds) always carry their reason."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+
+EXECUTION_OPEN = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
+
+
+class TaskStatus(StrEnum):
+    OPEN = "open"
+    DONE = "done"
+
+
+class NotificationStatus(StrEnum):
+    """A team notification (incoming-webhook post): pending -> sending (committed before the
+    POST) -> sent | failed."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class BudgetScope(StrEnum):
+    TEAM = "team"
+    CAMPAIGN = "campaign"
 
 
 def sql_in(column: str, values: Iterable[StrEnum]) -> str:

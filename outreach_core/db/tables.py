@@ -34,6 +34,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from outreach_core.db.states import (
     CACHE_IN_FLIGHT,
+    EXECUTION_OPEN,
+    BudgetScope,
     CacheStatus,
     CampaignStatus,
     CampaignType,
@@ -41,17 +43,21 @@ from outreach_core.db.states import (
     CostCategory,
     DeliverableStatus,
     EnrichmentStatus,
+    ExecutionStatus,
     FlagAction,
     InboundStatus,
     InboxStatus,
     MessageKind,
     MessageStatus,
+    NotificationStatus,
     NumberStatus,
     PhoneFlag,
     Priority,
     ResponseBucket,
     ReviewStatus,
+    TaskStatus,
     UploadStatus,
+    WorkflowAction,
     lead_open_for_enrichment,
     sql_in,
 )
@@ -113,6 +119,13 @@ class Team(Base):
     # The team's last lead id handed out: lead ids are numbered per team so that they reveal
     # nothing about other teams (outreach_core.leads.ids).
     last_lead_id: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # The team's kill switch: while set, no campaign send, follow-up or auto-reply goes out
+    # (opt-out confirmations and HELP answers still do).
+    automation_paused_at: Mapped[datetime | None]
+    automation_paused_by: Mapped[str | None] = mapped_column(String(120))
+    automation_paused_reason: Mapped[str | None] = mapped_column(Text)
+    # A Slack-compatible incoming-webhook URL for team notifications; None: recorded only.
+    notify_webhook_url: Mapped[str | None] = mapped_column(Text)
 
 
 class ApiKey(Base):
@@ -584,8 +597,10 @@ class Message(Base):
         CheckConstraint(sql_in("kind", MessageKind), name="kind"),
         CheckConstraint(
             f"(kind = '{MessageKind.CAMPAIGN}' AND campaign_id IS NOT NULL "
-            f"AND lead_id IS NOT NULL) OR (kind <> '{MessageKind.CAMPAIGN}' "
-            "AND reply_to IS NOT NULL)",
+            "AND lead_id IS NOT NULL) OR ("
+            + sql_in("kind", (MessageKind.AUTO_REPLY, MessageKind.REPLY, MessageKind.SERVICE))
+            + f" AND reply_to IS NOT NULL) OR (kind = '{MessageKind.FOLLOW_UP}' "
+            "AND workflow_execution_id IS NOT NULL)",
             name="kind_refs",
         ),
         # One answer per inbound message, however often Twilio retries the webhook.
@@ -595,6 +610,14 @@ class Message(Base):
             "reply_to",
             unique=True,
             postgresql_where=text("reply_to IS NOT NULL"),
+        ),
+        # One follow-up message per workflow execution.
+        Index(
+            "uq_messages_workflow_execution",
+            "team_id",
+            "workflow_execution_id",
+            unique=True,
+            postgresql_where=text("workflow_execution_id IS NOT NULL"),
         ),
         Index("ix_messages_due", "team_id", "campaign_id", "status", "not_before"),
         Index("ix_messages_to_phone", "team_id", "to_phone", "created_at"),
@@ -607,8 +630,10 @@ class Message(Base):
     )
     campaign_id: Mapped[uuid.UUID | None]
     lead_id: Mapped[int | None] = mapped_column(BigInteger)
-    # The inbound message this answers (every kind but campaign).
+    # The inbound message this answers (auto_reply, reply, service).
     reply_to: Mapped[uuid.UUID | None]
+    # The workflow step that sent it (follow_up).
+    workflow_execution_id: Mapped[uuid.UUID | None]
     step: Mapped[int] = mapped_column(Integer, server_default="0")
     to_phone: Mapped[str] = mapped_column(String(20, collation="C"))
     sending_number_id: Mapped[uuid.UUID | None]
@@ -863,6 +888,185 @@ class DeliverableJob(Base):
     claimed_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _now()
+
+
+class Workflow(Base):
+    """A team's follow-up workflow: a trigger and its steps, loaded from YAML
+    (`outreach workflows apply`) or the defaults; `enabled` is its kill switch."""
+
+    __tablename__ = "workflows"
+    __table_args__ = (
+        ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
+        UniqueConstraint("team_id", "name"),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str | None] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    trigger: Mapped[dict[str, Any]]
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    # Where it was loaded from: a file path, or "defaults".
+    source: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+
+class WorkflowExecution(Base):
+    """One step of a workflow for one inbox item. Unique per (workflow, item, step), so
+    overlapping sensor ticks never make two."""
+
+    __tablename__ = "workflow_executions"
+    __table_args__ = (
+        ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["team_id", "workflow_id"], ["workflows.team_id", "workflows.id"]),
+        ForeignKeyConstraint(
+            ["team_id", "inbox_item_id"], ["inbox_items.team_id", "inbox_items.id"]
+        ),
+        UniqueConstraint("team_id", "workflow_id", "inbox_item_id", "step"),
+        CheckConstraint(sql_in("action", WorkflowAction), name="action"),
+        CheckConstraint(sql_in("status", ExecutionStatus), name="status"),
+        Index(
+            "ix_workflow_executions_due",
+            "status",
+            "due_at",
+            postgresql_where=text(sql_in("status", EXECUTION_OPEN)),
+        ),
+        Index("ix_workflow_executions_contact", "team_id", "contact_phone", "status"),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    workflow_id: Mapped[uuid.UUID]
+    inbox_item_id: Mapped[uuid.UUID]
+    step: Mapped[int] = mapped_column(Integer)
+    action: Mapped[WorkflowAction] = mapped_column(_state(WorkflowAction, 30))
+    status: Mapped[ExecutionStatus] = mapped_column(
+        _state(ExecutionStatus, 20), server_default=ExecutionStatus.PENDING.value
+    )
+    due_at: Mapped[datetime]
+    lead_id: Mapped[int | None] = mapped_column(BigInteger)
+    contact_phone: Mapped[str] = mapped_column(String(20, collation="C"))
+    # Why it was skipped, cancelled, rescheduled or failed.
+    reason: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    result: Mapped[dict[str, Any] | None]
+    claimed_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+
+class Task(Base):
+    """Work for a person (a workflow's create_task step, a hot lead to call)."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
+        UniqueConstraint("team_id", "workflow_execution_id"),
+        CheckConstraint(sql_in("priority", Priority), name="priority"),
+        CheckConstraint(sql_in("status", TaskStatus), name="status"),
+        Index("ix_tasks_open", "team_id", "status", "created_at"),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    priority: Mapped[Priority] = mapped_column(_state(Priority, 10))
+    status: Mapped[TaskStatus] = mapped_column(
+        _state(TaskStatus, 10), server_default=TaskStatus.OPEN.value
+    )
+    inbox_item_id: Mapped[uuid.UUID | None]
+    lead_id: Mapped[int | None] = mapped_column(BigInteger)
+    contact_phone: Mapped[str | None] = mapped_column(String(20, collation="C"))
+    workflow_execution_id: Mapped[uuid.UUID | None]
+    created_at: Mapped[datetime] = _now()
+    done_at: Mapped[datetime | None]
+    done_by: Mapped[str | None] = mapped_column(String(120))
+
+
+class TeamNotification(Base):
+    """An outbox of posts to the team's incoming-webhook URL; `dedupe_key` makes each
+    notification (one budget alert, one execution's step) at most one row."""
+
+    __tablename__ = "team_notifications"
+    __table_args__ = (
+        ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
+        UniqueConstraint("team_id", "dedupe_key"),
+        CheckConstraint(sql_in("status", NotificationStatus), name="status"),
+        Index(
+            "ix_team_notifications_open",
+            "status",
+            "created_at",
+            postgresql_where=text(
+                sql_in("status", (NotificationStatus.PENDING, NotificationStatus.SENDING))
+            ),
+        ),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    text: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    dedupe_key: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[NotificationStatus] = mapped_column(
+        _state(NotificationStatus, 10), server_default=NotificationStatus.PENDING.value
+    )
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _now()
+
+
+class LeadScoreEvent(Base):
+    """Append-only: every change of a lead's score, the event that made it, the delta and
+    the new score."""
+
+    __tablename__ = "lead_score_events"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["team_id", "lead_id"], ["leads.team_id", "leads.id"], ondelete="CASCADE"
+        ),
+        Index("ix_lead_score_events_lead", "team_id", "lead_id", "id"),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    lead_id: Mapped[int] = mapped_column(BigInteger)
+    event: Mapped[str] = mapped_column(String(40))
+    delta: Mapped[int] = mapped_column(Integer)
+    score: Mapped[int] = mapped_column(Integer)
+    # What caused it: an inbox item, an enrichment, a workflow execution.
+    source: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = _now()
+
+
+class BudgetAlert(Base):
+    """Append-only: a budget crossed a threshold (80%, 100%); one row per subject and
+    threshold, so the team is told once."""
+
+    __tablename__ = "budget_alerts"
+    __table_args__ = (
+        ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
+        UniqueConstraint("team_id", "subject", "threshold_pct"),
+        CheckConstraint(sql_in("scope", BudgetScope), name="scope"),
+        CheckConstraint("threshold_pct BETWEEN 1 AND 100", name="threshold_pct"),
+    )
+
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    scope: Mapped[BudgetScope] = mapped_column(_state(BudgetScope, 10))
+    campaign_id: Mapped[uuid.UUID | None]
+    # What the cap is on: "campaign:<id>", "team:<category or total>:<YYYY-MM>".
+    subject: Mapped[str] = mapped_column(Text)
+    threshold_pct: Mapped[int] = mapped_column(Integer)
+    spent: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    cap: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    at: Mapped[datetime] = _now()
 
 
 # Last, so that it sees every table above.
