@@ -1,0 +1,1 @@
+"""Team notifications: an outbox of posts to the team's Slack-compatible incoming webhook."""
