@@ -7,7 +7,8 @@ select
     sum(accepted_rows) as rows_accepted,
     sum(rejected_rows) as rows_rejected,
     sum(inserted_leads) as leads_created,
-    round(sum(accepted_rows)::numeric / nullif(sum(total_rows), 0), 4) as acceptance_rate
+    round(sum(accepted_rows)::numeric / nullif(sum(total_rows), 0), 4)::numeric(5, 4)
+        as acceptance_rate
 from {{ ref('stg_uploads') }}
 where status = 'completed'
 group by team_id, bucket_id
