@@ -32,6 +32,7 @@ def seed(team_id: uuid.UUID, leads: int) -> int:
 
     from outreach_core.db.engine import tenant_session
     from outreach_core.leads.ids import reserve_lead_ids
+    from outreach_core.leads.scoring import base_score
 
     first_id = reserve_lead_ids(team_id, leads)
     rows = []
@@ -54,8 +55,8 @@ def seed(team_id: uuid.UUID, leads: int) -> int:
         s.execute(
             text(
                 "INSERT INTO leads (team_id, id, first_name, last_name, company_name, website, "
-                "phone, sector) VALUES (:t, :id, :first, :last, :company, :website, :phone, "
-                f"'{SECTOR}')"
+                "phone, sector, score) VALUES (:t, :id, :first, :last, :company, :website, "
+                f":phone, '{SECTOR}', {base_score()})"
             ),
             rows,
         )

@@ -189,6 +189,7 @@ def seed_leads(team_id: uuid.UUID, leads: int) -> None:
 
     from outreach_core.db.engine import tenant_session
     from outreach_core.leads.ids import reserve_lead_ids
+    from outreach_core.leads.scoring import base_score
 
     if leads > 10_000 * len(AREA_CODES):
         raise SystemExit(f"at most {10_000 * len(AREA_CODES):,} leads")
@@ -212,8 +213,9 @@ def seed_leads(team_id: uuid.UUID, leads: int) -> None:
         s.execute(
             text(
                 "INSERT INTO leads (team_id, id, first_name, last_name, company_name, phone, "
-                "city, state, zip, sector) VALUES (:t, :id, :first, :last, :company, :phone, "
-                f"'{LEAD_CITY}', '{LEAD_STATE}', '{LEAD_ZIP}', 'construction')"
+                "city, state, zip, sector, score) VALUES (:t, :id, :first, :last, :company, "
+                f":phone, '{LEAD_CITY}', '{LEAD_STATE}', '{LEAD_ZIP}', 'construction', "
+                f"{base_score()})"
             ),
             rows,
         )

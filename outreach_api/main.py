@@ -13,9 +13,11 @@ from outreach_api.routes import (
     costs,
     inbox,
     leads,
+    reports,
     teams,
     uploads,
     webhooks,
+    workflows,
 )
 
 
@@ -31,6 +33,8 @@ def create_app() -> FastAPI:
     app.include_router(teams.router)
     app.include_router(consents.router)
     app.include_router(inbox.router)
+    app.include_router(workflows.router)
+    app.include_router(reports.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

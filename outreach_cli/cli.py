@@ -18,6 +18,8 @@ from rich.table import Table
 
 from outreach_cli.campaigns_cli import campaign_app
 from outreach_cli.console import TeamOption, console, fail
+from outreach_cli.report_cli import report
+from outreach_cli.workflows_cli import automation_app, workflows_app
 from outreach_core.db.states import CostCategory
 from outreach_core.replies.classes import Client
 
@@ -29,6 +31,9 @@ budget_app = typer.Typer(help="Spending caps and spend.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(budget_app, name="budget")
 app.add_typer(campaign_app, name="campaign")
+app.add_typer(workflows_app, name="workflows")
+app.add_typer(automation_app, name="automation")
+app.command("report")(report)
 
 
 @db_app.command("migrate")
@@ -73,6 +78,13 @@ def team_settings(
     voice_forward_to: Annotated[
         str | None, typer.Option(help="Forward inbound calls to this E.164 number")
     ] = None,
+    notify_webhook_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Post team notifications to this Slack-compatible incoming-webhook URL "
+            '(http or https); "" removes it'
+        ),
+    ] = None,
 ) -> None:
     """Show a team's settings, or change those given."""
     from outreach_core.teams import TEAM_SETTINGS, get_team, update_team_settings
@@ -86,9 +98,12 @@ def team_settings(
             ("client", client),
             ("help_text", help_text),
             ("voice_forward_to", voice_forward_to),
+            ("notify_webhook_url", notify_webhook_url),
         )
         if value is not None
     }
+    if notify_webhook_url == "":
+        changes["notify_webhook_url"] = None
     try:
         update_team_settings(team, changes)
     except ValueError as exc:
@@ -293,7 +308,17 @@ def demo() -> None:
 
 
 @app.command("dev")
-def dev(api_port: int = 8000, dagster_port: int = 3000) -> None:
+def dev(
+    api_port: int = 8000,
+    dagster_port: int = 3000,
+    webhook_port: Annotated[
+        int,
+        typer.Option(
+            help="The sandbox incoming webhook's port: fixed, so the teams' notification "
+            "URLs pointing at it keep working across restarts"
+        ),
+    ] = 8099,
+) -> None:
     """Start the Dagster UI on this code location and the API, both on loopback."""
     from outreach_cli.instance import storage_environment, write_dagster_yaml
     from outreach_core.db.migrate import migrate
@@ -313,6 +338,7 @@ def dev(api_port: int = 8000, dagster_port: int = 3000) -> None:
             _start_sandbox_apollo(env),
             _start_sandbox_twilio(env, api_port),
             _start_sandbox_smtp(env),
+            _start_sandbox_webhook(webhook_port),
         )
         for sandbox in sandboxes:
             if sandbox is not None:
@@ -390,6 +416,34 @@ def _start_sandbox_smtp(env: dict[str, str]) -> subprocess.Popen[str] | None:
     env["OUTREACH_SMTP_HOST"], port = url.removeprefix("smtp://").rsplit(":", 1)
     env["OUTREACH_SMTP_PORT"] = port
     console.print(f"sandbox SMTP on {url}")
+    return sandbox
+
+
+def _start_sandbox_webhook(port: int) -> subprocess.Popen[str] | None:
+    """In sandbox mode a local Slack-compatible incoming webhook takes team notifications
+    (and logs one line each); a team posts there once its URL points at it."""
+    from outreach_core.settings import get_settings
+
+    if get_settings().provider_mode != "sandbox":
+        return None
+    sandbox = subprocess.Popen(
+        [sys.executable, "-m", "outreach_core.sandbox.incoming_webhook", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert sandbox.stdout is not None
+    url = sandbox.stdout.readline().strip()
+    if not url:
+        sandbox.wait()
+        console.print(
+            f"[yellow]sandbox incoming webhook not started: port {port} is taken? "
+            "(--webhook-port)[/yellow]"
+        )
+        return None
+    console.print(
+        f"sandbox incoming webhook on {url}: point a team at it with `outreach team settings "
+        f"--team ID --notify-webhook-url {url}/NAME`"
+    )
     return sandbox
 
 

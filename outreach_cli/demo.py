@@ -24,6 +24,7 @@ from outreach_assets.partitions import partition_key
 from outreach_assets.resources import ApolloResource
 from outreach_assets.sensors import upload_sensor
 from outreach_cli.demo_campaign import run_campaign
+from outreach_cli.demo_report import run_report
 from outreach_cli.instance import storage_environment, write_dagster_yaml
 from outreach_core.catalog import load_catalog
 from outreach_core.costs import budget
@@ -97,6 +98,7 @@ def run_demo(console: Console) -> None:
     _report(console, team_id, upload_ids)
     _enrich(console, instance, team_id, sorted(partitions))
     run_campaign(console, team_id)
+    run_report(console, team_id)
     console.print(f"demo finished in {time.perf_counter() - started:.1f} s")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -91,6 +91,19 @@ class Settings(BaseSettings):
     llm_model: str = "gpt-4o-mini"
     llm_timeout_s: float = Field(default=5.0, gt=0)
 
+    # Follow-up workflows (outreach_core/workflows/defaults.yaml). Follow-up messages (SMS and
+    # email) one lead gets from workflows, ever; the next is refused (skipped with the reason).
+    followups_per_lead: int = Field(default=3, ge=0)
+    # Workflow executions one team runs a minute, across its workflows (PgRateLimiter).
+    followups_per_team_per_minute: int = Field(default=60, ge=1)
+    # How often the workflow sensor evaluates triggers and launches runs for due executions.
+    workflow_tick_seconds: int = Field(default=60, ge=1)
+    # An execution left `running` this long (its run died mid-step) is run again; its
+    # actions are idempotent per execution.
+    workflow_stale_seconds: float = Field(default=600, ge=1)
+    # Tries of a step whose action failed for a passing reason (an SMTP timeout).
+    workflow_max_attempts: int = Field(default=3, ge=1)
+
     # Email deliverables (an email capture's report) go out over SMTP; `outreach dev` and
     # the demo point these at the sandbox SMTP server.
     smtp_host: str = "127.0.0.1"
@@ -103,6 +116,20 @@ class Settings(BaseSettings):
     deliverable_max_attempts: int = Field(default=5, ge=1)
     # A deliverable `sending` for longer (its run died mid-call) is tried again.
     deliverable_stale_seconds: float = Field(default=600, ge=1)
+
+    # Budget alerts (outreach_core.costs.alerts): the team is told once when a budget's spend
+    # reaches each of these percentages of its cap; at 100 its campaigns pause.
+    budget_alert_thresholds_pct: tuple[Annotated[int, Field(ge=1, le=100)], ...] = (80, 100)
+
+    # Team notifications (outreach_core.notify.deliver), posted to the team's incoming-webhook
+    # URL: the POST's timeout, tries before one is failed, the wait before the first retry
+    # (doubling with each), and the age at which a `sending` claim (its run died) is tried
+    # again; notification runs at once.
+    notify_timeout_s: float = Field(default=10.0, gt=0)
+    notify_max_attempts: int = Field(default=5, ge=1)
+    notify_retry_seconds: float = Field(default=30, ge=0)
+    notify_stale_seconds: float = Field(default=120, ge=1)
+    notify_concurrency: int = Field(default=1, ge=1)
 
     # The API's shield (outreach_api.limits), per process: requests a second and bursts per
     # API key and per source address; invalid API keys from one address within the window

@@ -95,12 +95,19 @@ def get_team(team_id: uuid.UUID) -> Team | None:
 
 
 # The settings a team may change itself (PATCH /v1/teams/me, `outreach team settings`).
-TEAM_SETTINGS = ("require_consent", "client", "help_text", "voice_forward_to")
+TEAM_SETTINGS = (
+    "require_consent",
+    "client",
+    "help_text",
+    "voice_forward_to",
+    "notify_webhook_url",
+)
 
 
 def update_team_settings(team_id: uuid.UUID, changes: dict[str, object]) -> None:
     """Change the given settings; ValueError names an unknown setting or a bad value."""
     from outreach_core.messaging.consent import e164
+    from outreach_core.notify.deliver import check_webhook_url
     from outreach_core.replies.classes import Client
 
     unknown = sorted(set(changes) - set(TEAM_SETTINGS))
@@ -111,6 +118,8 @@ def update_team_settings(team_id: uuid.UUID, changes: dict[str, object]) -> None
         changes["client"] = Client.parse(str(changes["client"]))
     if changes.get("voice_forward_to") is not None:
         changes["voice_forward_to"] = e164(str(changes["voice_forward_to"]))
+    if changes.get("notify_webhook_url") is not None:
+        changes["notify_webhook_url"] = check_webhook_url(str(changes["notify_webhook_url"]))
     if changes:
         with tenant_session(team_id) as session:
             session.execute(update(Team).where(Team.id == team_id).values(**changes))

@@ -15,6 +15,7 @@ from outreach_cli.cli import app as cli
 from outreach_core.db.engine import tenant_session
 from outreach_core.db.tables import Upload
 from outreach_core.leads.ids import reserve_lead_ids
+from outreach_core.leads.scoring import base_score
 from outreach_core.settings import get_settings
 from outreach_core.teams import create_api_key, revoke_api_key
 from tests.helpers import csv_bytes
@@ -297,10 +298,10 @@ def _insert_leads(team_id: uuid.UUID, rows: list[dict]) -> None:
         for i, r in enumerate(rows):
             s.execute(
                 text(
-                    "INSERT INTO leads (team_id, id, phone, email, city, state, bucket_id) "
-                    "VALUES (:t, :id, :phone, :email, :city, :state, :bucket)"
+                    "INSERT INTO leads (team_id, id, phone, email, city, state, bucket_id, "
+                    "score) VALUES (:t, :id, :phone, :email, :city, :state, :bucket, :score)"
                 ),
-                {"t": team_id, "id": first + i, **r},
+                {"t": team_id, "id": first + i, "score": base_score(), **r},
             )
 
 

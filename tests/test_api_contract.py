@@ -39,6 +39,10 @@ PLACEHOLDERS = {
     "phone": "+12125550199",
     "item_id": str(uuid.uuid4()),
     "review_id": str(uuid.uuid4()),
+    "name": "no-such-workflow",
+    "execution_id": str(uuid.uuid4()),
+    "task_id": str(uuid.uuid4()),
+    "lead_id": "999999999",
 }
 NOT_A_UUID = {"upload_id": "not-a-uuid"}
 NOT_A_CAMPAIGN = {"campaign_id": "not-a-uuid"}
@@ -88,6 +92,26 @@ def decided_review(team: Any) -> dict[str, str]:
     return {"review_id": str(review.id)}
 
 
+def pending_execution(team: Any) -> dict[str, str]:
+    """A question from a contact, scheduled for a task by the default workflow: pending,
+    not waiting for approval."""
+    from outreach_core.workflows.executions import list_executions
+    from outreach_core.workflows.tick import evaluate_team
+
+    number = fresh_sending_number()
+    with tenant_session(team.team_id) as session:
+        number_id = uuid.uuid4()
+        session.add(SendingNumber(team_id=team.team_id, id=number_id, phone_number=number))
+    now = datetime.now(UTC)
+    inbound = Inbound(f"SM{uuid.uuid4().hex}", Channel.SMS, "+12125550124", number, "how much?")
+    inbound_id = store(Route(team.team_id, number_id), inbound)
+    assert inbound_id is not None
+    process(team.team_id, inbound_id, inline=True, now=now)
+    evaluate_team(team.team_id, now)
+    (execution,) = list_executions(team.team_id)
+    return {"execution_id": str(execution.id)}
+
+
 def upload(file: bytes = CSV, **fields: str) -> dict[str, Any]:
     return {"files": {"file": ("l.csv", file, "text/csv")}, "data": fields}
 
@@ -109,6 +133,8 @@ CASES = [
     Case(422, "get", "/v1/uploads/{upload_id}/rejected.csv", path_params=NOT_A_UUID),
     Case(422, "get", "/v1/leads", {"params": {"limit": 0}}),
     Case(422, "get", "/v1/leads", {"params": {"city": "a\x00"}}),
+    Case(404, "get", "/v1/leads/{lead_id}/score-events"),
+    Case(422, "get", "/v1/leads/{lead_id}/score-events", path_params={"lead_id": "-1"}),
     Case(422, "get", "/v1/buckets", {"params": {"state": "nyc"}}),
     Case(404, "get", "/v1/buckets/{bucket_id}", path_params={"bucket_id": "ny-plumbers"}),
     Case(422, "get", "/v1/buckets/{bucket_id}", path_params={"bucket_id": "x" * 121}),
@@ -120,6 +146,8 @@ CASES = [
     Case(422, "get", "/v1/campaigns", {"params": {"status": "running"}}),
     Case(404, "get", "/v1/campaigns/{campaign_id}"),
     Case(422, "get", "/v1/campaigns/{campaign_id}", path_params=NOT_A_CAMPAIGN),
+    Case(404, "get", "/v1/reports/campaigns/{campaign_id}"),
+    Case(422, "get", "/v1/reports/campaigns/{campaign_id}", path_params=NOT_A_CAMPAIGN),
     *(
         case
         for action, conflict in (
@@ -158,6 +186,38 @@ CASES = [
     Case(404, "post", "/v1/reviews/{review_id}/reject"),
     Case(409, "post", "/v1/reviews/{review_id}/reject", prepare=decided_review),
     Case(422, "post", "/v1/reviews/{review_id}/reject", path_params={"review_id": "x"}),
+    Case(422, "post", "/v1/teams/me/pause-automation", {"json": {"reason": 5}}),
+    *(
+        case
+        for switch in ("enable", "disable")
+        for case in (
+            Case(404, "post", f"/v1/workflows/{{name}}/{switch}"),
+            Case(422, "post", f"/v1/workflows/{{name}}/{switch}", path_params={"name": "a b"}),
+        )
+    ),
+    Case(422, "get", "/v1/workflow-executions", {"params": {"approval": "maybe"}}),
+    *(
+        case
+        for decision in ("approve", "reject")
+        for case in (
+            Case(404, "post", f"/v1/workflow-executions/{{execution_id}}/{decision}"),
+            Case(
+                409,
+                "post",
+                f"/v1/workflow-executions/{{execution_id}}/{decision}",
+                prepare=pending_execution,
+            ),
+            Case(
+                422,
+                "post",
+                f"/v1/workflow-executions/{{execution_id}}/{decision}",
+                path_params={"execution_id": "x"},
+            ),
+        )
+    ),
+    Case(422, "get", "/v1/tasks", {"params": {"limit": 0}}),
+    Case(404, "post", "/v1/tasks/{task_id}/done"),
+    Case(422, "post", "/v1/tasks/{task_id}/done", path_params={"task_id": "x"}),
 ]
 
 

@@ -26,11 +26,13 @@ import pytest
 from sqlalchemy import URL, create_engine, make_url, text
 from twilio.request_validator import RequestValidator
 
+from outreach_assets.notify import NOTIFY_SENSOR_INTERVAL_SECONDS
 from outreach_assets.replies import REPLIES_SENSOR_INTERVAL_SECONDS
 from outreach_cli.instance import storage_environment, write_dagster_yaml
 from outreach_core.db.engine import dagster_storage_url
 from outreach_core.messaging.twilio_client import SIGNATURE_HEADER
 from outreach_core.sandbox.apollo import SandboxApollo
+from outreach_core.sandbox.incoming_webhook import SandboxIncomingWebhook
 from outreach_core.sandbox.smtp import SandboxSmtp
 from outreach_core.sandbox.twilio import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SandboxTwilio
 from outreach_core.settings import Settings, get_settings
@@ -516,3 +518,33 @@ def test_replies_reach_the_inbox_and_the_daemon_emails_the_deliverable_once(
     time.sleep(2 * REPLIES_SENSOR_INTERVAL_SECONDS)  # another tick finds nothing to send
     (email,) = deployment.smtp.received
     assert list(email.rcpt_tos) == ["owner@example.com"]
+
+
+def test_the_daemon_posts_a_team_notification_to_the_teams_webhook_once(
+    deployment: Deployment, deployed_team: Team
+) -> None:
+    """A notification recorded (as a budget alert or a workflow step records one) is posted
+    to the team's incoming webhook by the daemon's notify sensor and its run, once."""
+    with SandboxIncomingWebhook() as receiver, deployment.client(deployed_team) as client:
+        url = f"{receiver.base_url}/deployed"
+        assert client.patch("/v1/teams/me", json={"notify_webhook_url": url}).status_code == 200
+        owner = create_engine(deployment._url(deployment.app_db))
+        with owner.begin() as conn:
+            team = str(deployed_team.team_id)
+            conn.execute(text("SELECT set_config('app.team_id', :t, true)"), {"t": team})
+            conn.execute(
+                text(
+                    "INSERT INTO team_notifications (team_id, id, kind, text, dedupe_key) "
+                    "VALUES (:t, :i, 'test', 'Hot lead called', 'deployed:1')"
+                ),
+                {"t": team, "i": uuid.uuid4()},
+            )
+        owner.dispose()
+        _wait(
+            lambda: len(receiver.received) >= 1,
+            120,
+            "the notify sensor to post the notification",
+            deployment.log_tail,
+        )
+        time.sleep(2 * NOTIFY_SENSOR_INTERVAL_SECONDS)  # later ticks find nothing to post
+        assert [(p.path, p.text) for p in receiver.received] == [("/deployed", "Hot lead called")]

@@ -30,6 +30,7 @@ from outreach_core.db.states import CostCategory
 from outreach_core.enrich.apollo_models import ApolloPerson
 from outreach_core.enrich.derive import derive
 from outreach_core.leads.ids import reserve_lead_ids
+from outreach_core.leads.scoring import base_score
 from outreach_core.sandbox.apollo import SandboxApollo
 from outreach_core.settings import get_settings
 from tests.helpers import csv_bytes, land, run_sensor_and_jobs
@@ -108,10 +109,10 @@ def seed(team_id: uuid.UUID, people: list[dict[str, Any]], sector: str = SECTOR)
         s.execute(
             text(
                 "INSERT INTO leads (team_id, id, first_name, last_name, email, phone, "
-                "company_name, website, linkedin_url, sector, bucket_id) VALUES (:t, :id, "
-                ":first_name, :last_name, :email, :phone, :company_name, :website, "
+                "company_name, website, linkedin_url, sector, bucket_id, score) VALUES (:t, "
+                ":id, :first_name, :last_name, :email, :phone, :company_name, :website, "
                 ":linkedin_url, :sector, "
-                "'us-construction-general-contractors')"
+                f"'us-construction-general-contractors', {base_score()})"
             ),
             rows,
         )

@@ -13,6 +13,7 @@ from outreach_core.db.engine import tenant_session
 from outreach_core.db.states import CampaignStatus, CampaignType, MessageStatus, PhoneFlag
 from outreach_core.db.tables import Message, PhoneFlagRow
 from outreach_core.leads.ids import reserve_lead_ids
+from outreach_core.leads.scoring import base_score
 from outreach_core.messaging.campaigns import (
     NewCampaign,
     NotSendable,
@@ -31,7 +32,12 @@ def add_leads(team_id: uuid.UUID, leads: list[dict[str, Any]]) -> list[int]:
     ids = list(range(first, first + len(leads)))
     with tenant_session(team_id) as session:
         for lead_id, lead in zip(ids, leads, strict=True):
-            values = {"bucket_id": "ny-construction-plumbers", "state": "NY", **lead}
+            values = {
+                "bucket_id": "ny-construction-plumbers",
+                "state": "NY",
+                "score": base_score(),
+                **lead,
+            }
             columns = ", ".join(["team_id", "id", *values])
             params = ", ".join([":team_id", ":id", *(f":{k}" for k in values)])
             session.execute(

@@ -5,8 +5,10 @@ reviews, retries and the processing crash path."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -387,6 +389,27 @@ def test_a_reviewed_draft_is_sent_through_the_guardrails(team, inbox, client, tw
     (sent,) = rows(team.team_id, Message, Message.kind == MessageKind.REPLY)
     assert sent.body == review["alternatives"][0]
     assert client.get("/v1/reviews").json() == []
+
+
+def test_a_second_sender_never_resends_a_claimed_message(team, inbox, client, twilio) -> None:  # noqa: F811
+    """The review-approve route sends beside a replies run. While the run waits for its
+    number's next slot (1 a second) its second message is claimed but not yet sent: the
+    route must not take that claim for a dead run's and send the message too."""
+    with time_machine.travel(NIGHT_IN_NY, tick=True):
+        inbox.sms("yes interested, what's next?")
+        inbox.sms("and how much is it?")
+        for review in client.get("/v1/reviews").json():
+            assert client.post(f"/v1/reviews/{review['id']}/approve", json={}).status_code == 200
+    morning = time_machine.travel(MORNING_IN_NY + timedelta(days=1), tick=True)
+    with morning, ThreadPoolExecutor(1) as pool:
+        run = pool.submit(send_replies, team.team_id, gateway(), "replies-run", clock=now)
+        while twilio.requests.created_for(LEAD) == 0:
+            time.sleep(0.02)  # the run sent its first and waits to send its second
+        second = send_replies(team.team_id, gateway(), "api:approve", clock=now)
+        assert run.result(timeout=30).sent == 2
+    assert second.sent == 0 and second.stopped is not None
+    assert "another run" in second.stopped
+    assert twilio.requests.created_for(LEAD) == 2
 
 
 def test_a_rejected_draft_is_never_sent(team, inbox, client) -> None:

@@ -62,8 +62,8 @@ def test_a_status_outside_the_enum_is_refused_by_the_database(team) -> None:
     with pytest.raises(IntegrityError), tenant_session(team.team_id) as s:
         s.execute(
             text(
-                "INSERT INTO leads (team_id, id, phone, enrichment_status) "
-                "VALUES (:t, 1, '+12125550100', 'maybe')"
+                "INSERT INTO leads (team_id, id, phone, enrichment_status, score) "
+                "VALUES (:t, 1, '+12125550100', 'maybe', 50)"
             ),
             {"t": team.team_id},
         )

@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from outreach_core.db.engine import app_engine, owner_engine, system_session, tenant_session
 from outreach_core.db.tables import TENANT_TABLES
 from outreach_core.leads.ids import reserve_lead_ids
+from outreach_core.leads.scoring import base_score
 from outreach_core.settings import get_settings
 
 
@@ -61,8 +62,11 @@ def test_other_team_rows_are_invisible_and_cannot_be_written(team, other_team) -
     lead_id = reserve_lead_ids(team.team_id, 1)
     with tenant_session(team.team_id) as s:
         s.execute(
-            text("INSERT INTO leads (team_id, id, phone) VALUES (:t, :id, '+12125550100')"),
-            {"t": team.team_id, "id": lead_id},
+            text(
+                "INSERT INTO leads (team_id, id, phone, score) "
+                "VALUES (:t, :id, '+12125550100', :score)"
+            ),
+            {"t": team.team_id, "id": lead_id, "score": base_score()},
         )
     with tenant_session(other_team.team_id) as s:
         assert (
@@ -75,8 +79,11 @@ def test_other_team_rows_are_invisible_and_cannot_be_written(team, other_team) -
         tenant_session(other_team.team_id) as s,
     ):
         s.execute(
-            text("INSERT INTO leads (team_id, id, phone) VALUES (:t, :id, '+12125550101')"),
-            {"t": team.team_id, "id": lead_id + 1},
+            text(
+                "INSERT INTO leads (team_id, id, phone, score) "
+                "VALUES (:t, :id, '+12125550101', :score)"
+            ),
+            {"t": team.team_id, "id": lead_id + 1, "score": base_score()},
         )
 
 
@@ -88,8 +95,13 @@ def test_pool_bleed_tenant_does_not_survive_the_transaction(team) -> None:
         lead_id = reserve_lead_ids(team.team_id, 1, engine)
         with tenant_session(team.team_id, engine) as s:
             s.execute(
-                text("INSERT INTO leads (team_id, id, email) VALUES (:t, :id, :e)"),
-                {"t": team.team_id, "id": lead_id, "e": f"{uuid.uuid4().hex}@example.com"},
+                text("INSERT INTO leads (team_id, id, email, score) VALUES (:t, :id, :e, :s)"),
+                {
+                    "t": team.team_id,
+                    "id": lead_id,
+                    "e": f"{uuid.uuid4().hex}@example.com",
+                    "s": base_score(),
+                },
             )
             assert s.scalar(text("SELECT count(*) FROM leads")) >= 1
         with system_session(engine) as s:

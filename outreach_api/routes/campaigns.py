@@ -21,16 +21,17 @@ from outreach_core.messaging import defaults
 from outreach_core.messaging.campaigns import (
     NewCampaign,
     campaign_counts,
+    campaign_events,
     create_campaign,
     get_campaign,
     list_campaigns,
     schedule_campaign,
     transition,
-    upcoming_sends,
 )
 from outreach_core.messaging.enrolment import LeadSelection
 from outreach_core.messaging.numbers import provision_for_campaign
 from outreach_core.messaging.twilio_gateway import TwilioGateway
+from outreach_core.workflows.schedule import EntryKind, calendar
 
 router = APIRouter(tags=["campaigns"], responses=V1_ERRORS)
 
@@ -100,8 +101,20 @@ class CountsOut(BaseModel):
     spend: Decimal = Field(description="SMS spend so far, USD.")
 
 
+class CampaignEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    actor: str = Field(description="Who or what acted: `api`, `system` (the send engine), ...")
+    action: str
+    from_status: str | None
+    to_status: str | None
+    reason: str | None = Field(description="Why, e.g. which budget was reached.")
+
+
 class CampaignDetailOut(CampaignOut):
     counts: CountsOut
+    events: list[CampaignEventOut] = Field(description="The audit log, oldest first.")
 
 
 class CampaignCreatedOut(BaseModel):
@@ -117,11 +130,24 @@ class ReasonIn(BaseModel):
 
 
 class UpcomingOut(BaseModel):
-    campaign_id: uuid.UUID
-    campaign_name: str
-    status: CampaignStatus
+    kind: EntryKind = Field(
+        description="`campaign_send`: a campaign's messages due from an hour on; "
+        "`workflow_execution`: one pending follow-up step (who, what, when, why)."
+    )
+    at: datetime = Field(description="When it may happen: the hour, or the step's due time.")
+    campaign_id: uuid.UUID | None = None
+    campaign_name: str | None = None
+    status: str = Field(description="The campaign's status, or the execution's.")
     hour: datetime = Field(description="The hour (UTC) these messages may go out from.")
-    messages: int
+    messages: int = Field(description="Messages it sends (a follow-up step: 1 or 0).")
+    execution_id: uuid.UUID | None = None
+    workflow: str | None = None
+    who: str | None = Field(default=None, description="The contact (and the lead's name).")
+    what: str | None = Field(default=None, description="The step's action.")
+    why: str | None = Field(default=None, description="The workflow and its trigger.")
+    reason: str | None = Field(
+        default=None, description="Why it waits, when it does (quiet_hours, awaiting_approval)."
+    )
 
 
 @router.post(
@@ -161,6 +187,7 @@ def get_one(campaign_id: uuid.UUID, team_id: TeamId) -> CampaignDetailOut:
     return CampaignDetailOut(
         **CampaignOut.model_validate(campaign).model_dump(),
         counts=CountsOut(**counts.__dict__),
+        events=[CampaignEventOut.model_validate(e) for e in campaign_events(team_id, campaign_id)],
     )
 
 
@@ -207,5 +234,6 @@ _move(CampaignStatus.CANCELLED, "Cancel: its unsent messages are never sent")
 def schedule_calendar(
     team_id: TeamId, limit: Annotated[int, Query(ge=1, le=1000)] = 200
 ) -> list[UpcomingOut]:
-    """What will go out next, across the team's live campaigns, by hour."""
-    return [UpcomingOut(**u.__dict__) for u in upcoming_sends(team_id, limit)]
+    """What will go out next: the team's live campaigns' messages by hour, and its pending
+    workflow executions one by one, in time order."""
+    return [UpcomingOut(**entry.__dict__) for entry in calendar(team_id, limit)]

@@ -6,15 +6,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, HTTPException, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from outreach_api.deps import MAX_BIGINT, NO_NUL, TeamId
-from outreach_api.errors import V1_ERRORS
+from outreach_api.errors import V1_ERRORS, error
 from outreach_core.db.engine import tenant_session
 from outreach_core.db.states import EnrichmentStatus
-from outreach_core.db.tables import Lead
+from outreach_core.db.tables import Lead, LeadScoreEvent
+from outreach_core.leads.scoring import LeadNotFound, score_events
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"], responses=V1_ERRORS)
 
@@ -119,3 +120,35 @@ def list_leads(
         rows = list(session.scalars(query.order_by(Lead.id).limit(limit + 1)))
     items = [LeadOut.model_validate(r) for r in rows[:limit]]
     return LeadsPage(items=items, next_after=items[-1].id if len(rows) > limit else None)
+
+
+class ScoreEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    event: str = Field(
+        description="A reply class (`interested`, `opt-out`, ...), `enriched`, "
+        "or a workflow's own event name."
+    )
+    delta: int = Field(description="The change made (the rule's delta, kept within 0..cap).")
+    score: int = Field(description="The lead's score after this event.")
+    source: str | None = Field(
+        description="What caused it: an inbound message, enrichment, a workflow execution."
+    )
+    at: datetime
+
+
+@router.get(
+    "/{lead_id}/score-events",
+    response_model=list[ScoreEventOut],
+    responses=error(404, "No lead with this id in your team."),
+)
+def lead_score_events(
+    lead_id: Annotated[int, Path(ge=0, le=MAX_BIGINT)], team_id: TeamId
+) -> list[LeadScoreEvent]:
+    """How the lead's score came to be, oldest first: it starts at the rules' base and each
+    event is one change."""
+    try:
+        return score_events(team_id, lead_id)
+    except LeadNotFound as exc:
+        raise HTTPException(404, str(exc)) from None

@@ -30,9 +30,11 @@ from outreach_core.db.states import CostCategory
 __all__ = [
     "DEFAULT_TTL",
     "LedgerEntry",
+    "Limit",
     "Reservation",
     "Room",
     "SpendRow",
+    "campaign_subject",
     "cap_column",
     "commit",
     "commit_by_id",
@@ -44,6 +46,7 @@ __all__ = [
     "reserve",
     "room",
     "set_monthly_cap",
+    "team_subject",
 ]
 
 DEFAULT_TTL = timedelta(minutes=15)
@@ -95,14 +98,34 @@ class SpendRow:
 
 
 @dataclass(frozen=True)
+class Limit:
+    """One cap and what counts against it; `subject` names it in `budget_alerts`."""
+
+    subject: str
+    cap: Decimal
+    used: Decimal
+    campaign_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
 class Room:
     """What may still be reserved, and which limit binds (None: no limit applies)."""
 
     left: Decimal | None
     limit: str | None
+    binding: Limit | None = None
 
     def fits(self, amount: Decimal) -> bool:
         return self.left is None or amount <= self.left
+
+
+def team_subject(category: CostCategory | None, when: datetime) -> str:
+    """A team's monthly cap (None: on the total) in the month of `when` (UTC)."""
+    return f"team:{category or 'total'}:{when.astimezone(UTC):%Y-%m}"
+
+
+def campaign_subject(campaign_id: uuid.UUID) -> str:
+    return f"campaign:{campaign_id}"
 
 
 def _month_bounds(now: datetime) -> tuple[datetime, datetime]:
@@ -173,17 +196,30 @@ def room(
         {"t": team_id, "c": str(category), "start": start, "end": end, "campaign": campaign_id},
     ).one()
     limits = [
-        (category_cap, spent.category_spend, f"the team's monthly {category} budget"),
-        (total_cap, spent.total_spend, "the team's monthly budget"),
-        (campaign_budget, spent.campaign_spend, "the campaign's budget"),
+        (
+            category_cap,
+            spent.category_spend,
+            f"the team's monthly {category} budget",
+            team_subject(category, now),
+        ),
+        (total_cap, spent.total_spend, "the team's monthly budget", team_subject(None, now)),
+        (
+            campaign_budget,
+            spent.campaign_spend,
+            "the campaign's budget",
+            campaign_subject(campaign_id) if campaign_id else None,
+        ),
     ]
     best = Room(None, None)
-    for cap, used, name in limits:
+    for cap, used, name, subject in limits:
         if cap is None:
             continue
         left = max(Decimal(cap) - Decimal(used), Decimal(0))
         if best.left is None or left < best.left:
-            best = Room(left, f"{name} of ${Decimal(cap):.2f}")
+            binding = None
+            if subject is not None:
+                binding = Limit(subject, Decimal(cap), Decimal(used), campaign_id)
+            best = Room(left, f"{name} of ${Decimal(cap):.2f}", binding)
     return best
 
 
@@ -301,6 +337,11 @@ def commit_by_id(
             rows,
         )
         total = sum((r["amount"] for r in rows), Decimal(0))
+        # Late import: alerts builds on this module. Spend grows here and only here, so
+        # every category (enrichment too) is checked against its thresholds.
+        from outreach_core.costs.alerts import check_spend
+
+        check_spend(session, team_id, entries)
     return total
 
 

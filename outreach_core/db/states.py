@@ -282,6 +282,15 @@ class ExecutionStatus(StrEnum):
 EXECUTION_OPEN = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
 
 
+class ApprovalStatus(StrEnum):
+    """A follow-up to a contact who never consented waits for a person (`awaiting`), who
+    approves it (it then runs through every other guardrail) or rejects it (cancelled)."""
+
+    AWAITING = "awaiting"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
 class TaskStatus(StrEnum):
     OPEN = "open"
     DONE = "done"

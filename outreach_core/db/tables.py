@@ -35,6 +35,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from outreach_core.db.states import (
     CACHE_IN_FLIGHT,
     EXECUTION_OPEN,
+    ApprovalStatus,
     BudgetScope,
     CacheStatus,
     CampaignStatus,
@@ -301,7 +302,9 @@ class Lead(Base):
     is_owner_or_c_level: Mapped[bool | None]
     is_main_street: Mapped[bool | None]
     is_established: Mapped[bool | None]
-    score: Mapped[int] = mapped_column(Integer, server_default="50")
+    # No default: ingestion writes the base from the scoring rules (enrich/scoring.yaml);
+    # every later change is a lead_score_events row (outreach_core.leads.scoring).
+    score: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(30), server_default="new")
     source: Mapped[str | None] = mapped_column(Text)
     tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
@@ -764,6 +767,8 @@ class InboxItem(Base):
         CheckConstraint(sql_in("bucket", ResponseBucket), name="bucket"),
         CheckConstraint(sql_in("status", InboxStatus), name="status"),
         Index("ix_inbox_items_page", "team_id", "created_at", "id"),
+        # A contact's items, newest last: the workflows follow up only the latest one.
+        Index("ix_inbox_items_contact", "team_id", "contact_phone", "created_at"),
     )
 
     team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -927,6 +932,7 @@ class WorkflowExecution(Base):
         UniqueConstraint("team_id", "workflow_id", "inbox_item_id", "step"),
         CheckConstraint(sql_in("action", WorkflowAction), name="action"),
         CheckConstraint(sql_in("status", ExecutionStatus), name="status"),
+        CheckConstraint(sql_in("approval", ApprovalStatus), name="approval"),
         Index(
             "ix_workflow_executions_due",
             "status",
@@ -934,6 +940,14 @@ class WorkflowExecution(Base):
             postgresql_where=text(sql_in("status", EXECUTION_OPEN)),
         ),
         Index("ix_workflow_executions_contact", "team_id", "contact_phone", "status"),
+        # A team's next pending execution, soonest first (migration 0012).
+        Index(
+            "ix_workflow_executions_team_due",
+            "team_id",
+            "due_at",
+            "step",
+            postgresql_where=text(f"status = '{ExecutionStatus.PENDING}'"),
+        ),
     )
 
     team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -954,6 +968,10 @@ class WorkflowExecution(Base):
     result: Mapped[dict[str, Any] | None]
     claimed_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # None: no approval needed (yet); set when the contact never consented (migration 0012).
+    approval: Mapped[ApprovalStatus | None] = mapped_column(_state(ApprovalStatus, 10))
+    approval_by: Mapped[str | None] = mapped_column(String(120))
+    approval_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 
@@ -1020,6 +1038,8 @@ class TeamNotification(Base):
     claimed_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _now()
+    # After a retryable failure, a pending row waits until then.
+    next_attempt_at: Mapped[datetime | None]
 
 
 class LeadScoreEvent(Base):
@@ -1032,6 +1052,8 @@ class LeadScoreEvent(Base):
             ["team_id", "lead_id"], ["leads.team_id", "leads.id"], ondelete="CASCADE"
         ),
         Index("ix_lead_score_events_lead", "team_id", "lead_id", "id"),
+        # One cause scores once: a retried webhook or execution finds its row there.
+        UniqueConstraint("team_id", "lead_id", "event", "source"),
     )
 
     team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)

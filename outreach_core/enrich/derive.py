@@ -10,7 +10,7 @@ import functools
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any, Final
 import yaml
 
 from outreach_core.enrich.apollo_models import ApolloPerson
+from outreach_core.replies.classes import ReplyClass
 
 __all__ = [
     "ESTABLISHED_YEARS",
@@ -122,11 +123,17 @@ class DerivedFields:
 _FLAG_NAMES: Final = frozenset(f.name for f in fields(DerivedFields) if f.type in ("bool", bool))
 
 
+_EVENT_NAMES: Final = frozenset(ReplyClass)
+
+
 @dataclass(frozen=True)
 class ScoringTable:
     base: int
     cap: int
     bonuses: Mapping[str, int]
+    # Reply events: what each adds to the score, and those that set it instead.
+    events: Mapping[str, int] = field(default_factory=dict)
+    set_to: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> ScoringTable:
@@ -134,10 +141,27 @@ class ScoringTable:
         unknown = set(bonuses) - _FLAG_NAMES
         if unknown:
             raise ValueError(f"scoring table names unknown flags: {sorted(unknown)}")
-        values = [data.get("base"), data.get("cap"), *bonuses.values()]
+        events = dict(data.get("events") or {})
+        set_to = dict(data.get("set") or {})
+        unknown = (set(events) | set(set_to)) - _EVENT_NAMES
+        if unknown:
+            raise ValueError(f"scoring table names unknown reply classes: {sorted(unknown)}")
+        if both := set(events) & set(set_to):
+            raise ValueError(f"scoring events both move and set the score: {sorted(both)}")
+        values = [
+            data.get("base"),
+            data.get("cap"),
+            *bonuses.values(),
+            *events.values(),
+            *set_to.values(),
+        ]
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
             raise ValueError("scoring table values must be integers")
-        return cls(base=data["base"], cap=data["cap"], bonuses=bonuses)
+        if not 0 <= data["base"] <= data["cap"] or not all(
+            0 <= v <= data["cap"] for v in set_to.values()
+        ):
+            raise ValueError("the base and the scores set must lie within 0..cap")
+        return cls(data["base"], data["cap"], bonuses, events, set_to)
 
 
 @functools.cache

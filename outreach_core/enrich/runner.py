@@ -77,6 +77,7 @@ from outreach_core.enrich.resilience import (
     RetryEvent,
     RetryPolicy,
 )
+from outreach_core.leads.scoring import score_enrichment
 from outreach_core.ratelimit import PgRateLimiter, RateLimitReached
 
 __all__ = ["ApolloConnection", "EnrichOptions", "EnrichStats", "StopReason", "enrich_sector"]
@@ -233,8 +234,9 @@ _ENRICH = text(f"""
         revenue_tier = :revenue_tier, years_in_business = :years_in_business,
         has_verified_email = :has_verified_email, has_linkedin = :has_linkedin,
         is_owner_or_c_level = :is_owner_or_c_level, is_main_street = :is_main_street,
-        is_established = :is_established, score = :score
+        is_established = :is_established
     WHERE team_id = :t AND enrichment_key = :key AND {_OPEN}
+    RETURNING id
 """).bindparams(bindparam("raw", type_=JSONB))
 
 # What a settled cache entry makes of the open leads with its key.
@@ -743,7 +745,10 @@ class _Run:
 
     def _enrich_leads(self, s: Session, key: str, person: ApolloPerson, raw: Any) -> int:
         params = {"t": self.team_id, "key": key, **_lead_values(person, raw)}
-        return s.execute(_ENRICH, params).rowcount  # type: ignore[attr-defined]
+        lead_ids = s.scalars(_ENRICH, params).all()
+        # The profile's bonus adds to the lead's score (replies may have moved it already).
+        score_enrichment(s, self.team_id, lead_ids, params["score"])
+        return len(lead_ids)
 
     def _apply_cached(self, s: Session, key: str, got: cache.ClaimResult) -> None:
         if got.status is CacheStatus.MATCHED and got.result is not None:

@@ -26,3 +26,5 @@ class BlockReason(StrEnum):
     UNKNOWN_TIMEZONE = "unknown_timezone"
     CAMPAIGN_PAUSED = "campaign_paused"  # the campaign was paused or stopped
     NUMBER_HALTED = "number_halted"  # the sending number is halted (carrier filtering, errors)
+    # A follow-up to a contact who never consented waits for a person to approve it.
+    AWAITING_APPROVAL = "awaiting_approval"

@@ -58,7 +58,9 @@ from outreach_core.db.tables import (
     Team,
 )
 from outreach_core.guardrails.quiet_hours import check_quiet_hours
+from outreach_core.guardrails.reasons import BlockReason
 from outreach_core.inbox.rules import load_inbox_rules
+from outreach_core.leads.scoring import score_reply
 from outreach_core.messaging import defaults
 from outreach_core.messaging.consent import contacted_phones
 from outreach_core.messaging.segments import count_segments
@@ -74,6 +76,7 @@ from outreach_core.replies.keywords import KeywordIntent, keyword_intent
 from outreach_core.replies.llm import LlmDrafter
 from outreach_core.replies.stages import ConversationSnapshot, detect_stage
 from outreach_core.settings import get_settings
+from outreach_core.workflows.executions import cancel_for_contact
 
 log = logging.getLogger(__name__)
 
@@ -376,6 +379,9 @@ def _record(
     )
     session.add(item)
     session.flush()
+    if ctx.lead is not None:
+        # Once per inbound message, however often Twilio retries it (scoring's source).
+        score_reply(session, ctx.team.id, ctx.lead.id, result.id, f"inbound {inbound.id}")
     _update_conversation(ctx, result)
     email = result.fields.get("email")
     if result.id is ReplyClass.EMAIL_CAPTURE and email:
@@ -496,6 +502,8 @@ def _opt_out(
         .on_conflict_do_nothing()
     )
     _flag_event(session, ctx, FlagAction.ADDED, "opted out by reply", source)
+    # Follow-ups waiting for this contact stop with the opt-out (the executor checks too).
+    cancel_for_contact(session, ctx.phone, f"{BlockReason.SUPPRESSED}: opted out by reply", ctx.now)
     confirmation = service_text(ServiceKind.OPT_OUT_CONFIRMATION, team_name=ctx.team.name)
     return _answer(session, ctx, confirmation, MessageKind.SERVICE, Handling.OPT_OUT, inline=inline)
 
@@ -563,6 +571,8 @@ def _why_not_automatic(
     """Why this draft may not go out by itself (None: it may): confidence first, then the
     same guardrails as any outbound message."""
     settings = get_settings()
+    if ctx.team.automation_paused_at is not None:
+        return "the team's automation is paused"
     threshold = load_classification_rules().scoring.auto_reply_threshold
     if result.confidence < threshold:
         return f"confidence {result.confidence} below {threshold}"

@@ -107,20 +107,30 @@ def move_item(
 ) -> InboxItem:
     with tenant_session(team_id) as session:
         item = _item(session, team_id, item_id)
-        if item.bucket is not to:
-            session.add(
-                BucketMovement(
-                    team_id=team_id,
-                    inbox_item_id=item.id,
-                    from_bucket=str(item.bucket),
-                    to_bucket=to,
-                    actor=actor,
-                    reason=reason,
-                )
-            )
-            item.bucket = to
-            item.updated_at = datetime.now(UTC)
+        move_in(session, item, to, actor, reason)
         return item
+
+
+def move_in(
+    session: Any, item: InboxItem, to: ResponseBucket, actor: str, reason: str | None
+) -> bool:
+    """Move a locked item in the caller's transaction (a workflow step moves one too);
+    False when it is in that bucket already."""
+    if item.bucket is to:
+        return False
+    session.add(
+        BucketMovement(
+            team_id=item.team_id,
+            inbox_item_id=item.id,
+            from_bucket=str(item.bucket),
+            to_bucket=to,
+            actor=actor,
+            reason=reason,
+        )
+    )
+    item.bucket = to
+    item.updated_at = datetime.now(UTC)
+    return True
 
 
 def bucket_movements(team_id: uuid.UUID, item_id: uuid.UUID) -> list[BucketMovement]:
@@ -277,6 +287,7 @@ __all__ = [
     "list_inbox",
     "list_reviews",
     "message_status",
+    "move_in",
     "move_item",
     "reject_review",
     "set_item_status",

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from outreach_core.db.copy import copy_frame
 from outreach_core.db.tables import LEAD_TEXT_FIELDS
 from outreach_core.leads.ids import reserve_lead_ids
+from outreach_core.leads.scoring import base_score
 
 STAGING_COLUMNS: tuple[str, ...] = (*LEAD_TEXT_FIELDS, "bucket_id", "sector")
 # The dedup keys: filled on a merge only when no other lead of the team holds them.
@@ -99,10 +100,11 @@ _NEW = "SELECT count(*) FROM lead_keys WHERE lead_id IS NULL"
 
 # In phone order, so the phone index is written page by page instead of at random; the
 # reserved ids are numbered in the same order, so the primary key is appended to as well.
+# A new lead starts at the scoring rules' base (outreach_core.leads.scoring).
 _INSERT = f"""
-INSERT INTO leads (team_id, id, {_COLUMNS}, source, source_upload_id, last_upload_id)
+INSERT INTO leads (team_id, id, {_COLUMNS}, source, source_upload_id, last_upload_id, score)
 SELECT :team, CAST(:first_id AS bigint) - 1 + row_number() OVER (ORDER BY s.phone),
-       {", ".join(f"s.{c}" for c in STAGING_COLUMNS)}, :source, :upload, :upload
+       {", ".join(f"s.{c}" for c in STAGING_COLUMNS)}, :source, :upload, :upload, :score
 FROM lead_staging s JOIN lead_keys k USING (row_number)
 WHERE k.lead_id IS NULL
 ORDER BY s.phone
@@ -139,7 +141,9 @@ def upsert_leads(
         # Only now is the number of new leads known; see ids.py for why the reservation
         # is its own transaction.
         first_id = reserve_lead_ids(team_id, new, session.get_bind().engine)
-        inserted = session.execute(text(_INSERT), {**params, "first_id": first_id}).rowcount
+        inserted = session.execute(
+            text(_INSERT), {**params, "first_id": first_id, "score": base_score()}
+        ).rowcount
     session.execute(text("DROP TABLE lead_keys; DROP TABLE lead_staging"))
     return UpsertCounts(
         rows=frame.height, inserted=inserted, merged=frame.height - inserted, changed=changed

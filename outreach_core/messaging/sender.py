@@ -20,16 +20,17 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, text, true, update
 from sqlalchemy.orm import Session
 
-from outreach_core.costs import budget
+from outreach_core.costs import alerts, budget
 from outreach_core.crashpoints import crashpoint
 from outreach_core.db.engine import app_engine, tenant_session
 from outreach_core.db.states import (
@@ -43,6 +44,7 @@ from outreach_core.db.states import (
     PhoneFlag,
 )
 from outreach_core.db.tables import Campaign, Lead, Message, PhoneFlagRow, SendingNumber, Team
+from outreach_core.guardrails.kill_switch import HELD_KINDS, automation_paused
 from outreach_core.guardrails.quiet_hours import check_quiet_hours
 from outreach_core.guardrails.reasons import BlockReason
 from outreach_core.messaging import defaults
@@ -174,6 +176,47 @@ def _run(
     log_progress: Callable[[str], None],
 ) -> SendStats:
     stats = SendStats()
+    with _sole_sender(team_id, campaign_id) as sole:
+        if not sole:
+            # Its run sends what is due, this one's too (or the sensor's next run does).
+            stats.stopped = f"another run is sending {_what(campaign_id)}"
+            return stats
+        return _send_all(
+            team_id, campaign_id, gateway, run_id, clock, max_messages, stats, log_progress
+        )
+
+
+@contextmanager
+def _sole_sender(team_id: uuid.UUID, campaign_id: uuid.UUID | None) -> Iterator[bool]:
+    """True while this is the only run sending for the team's campaign (or its replies).
+    Recovery treats every claim not its own as a dead run's: a second live sender (the
+    review-approve route beside a replies run) would put the first one's in-flight message
+    back in the queue and send it again. A session lock, so a killed run's goes with its
+    connection."""
+    key = f"sender:{team_id}:{campaign_id or 'replies'}"
+    with app_engine().connect() as conn:
+        taken = conn.scalar(
+            text("SELECT pg_try_advisory_lock(hashtextextended(:k, 0))"), {"k": key}
+        )
+        conn.commit()
+        try:
+            yield bool(taken)
+        finally:
+            if taken:
+                conn.execute(text("SELECT pg_advisory_unlock(hashtextextended(:k, 0))"), {"k": key})
+                conn.commit()
+
+
+def _send_all(
+    team_id: uuid.UUID,
+    campaign_id: uuid.UUID | None,
+    gateway: SmsGateway,
+    run_id: str,
+    clock: Callable[[], datetime],
+    max_messages: int | None,
+    stats: SendStats,
+    log_progress: Callable[[str], None],
+) -> SendStats:
     stats.recovered = recover_claims(team_id, campaign_id, gateway, run_id)
     limiters: dict[uuid.UUID | None, PgRateLimiter] = {}
     # Claims whose provider call started: never released to the queue, whatever happens
@@ -190,7 +233,7 @@ def _run(
                     # slot instead of a run sleeping (or the sensor relaunching) until then.
                     _hold_number(team_id, campaign_id, message, clock(), full.retry_after)
                     raise _Stop(str(full)) from full
-                _send_one(team_id, campaign_id, message, gateway, clock, stats, called)
+                _send_one(team_id, campaign_id, message, gateway, clock, stats, called, run_id)
             if pause_reason is not None:
                 if campaign_id is not None:
                     _pause(team_id, campaign_id, pause_reason)
@@ -252,10 +295,15 @@ def _claim(
     claimed: list[tuple[Message, _Claimed]] = []
     with tenant_session(team_id) as session:
         campaign = _active_campaign(session, campaign_id)
+        # The team's kill switch: campaign messages and follow-ups wait while it is on.
+        paused = automation_paused(session, team_id)
+        if paused is not None and campaign_id is not None:
+            raise _Stop(paused)
+        held = Message.kind.not_in(HELD_KINDS) if paused is not None else true()
         due = session.execute(
             select(Message, Lead.zip, Lead.state)
             .outerjoin(Lead, and_(Lead.team_id == Message.team_id, Lead.id == Message.lead_id))
-            .where(_scope(campaign_id))
+            .where(_scope(campaign_id), held)
             .where(Message.status == MessageStatus.PENDING)
             .where(Message.not_before <= now)
             .order_by(Message.not_before, Message.lead_id, Message.step)
@@ -298,6 +346,7 @@ def _claim(
             worst_case = worst_case_price(message.segments)
             if not room.fits(reserved + worst_case):
                 pause_reason = f"{room.limit} reached"
+                alerts.budget_exhausted(session, team_id, room)
                 break
             reserved += worst_case
             sent_today += 1
@@ -435,7 +484,6 @@ def _service_verdict(message: Message, flags: set[PhoneFlag], facts: _PhoneFacts
     return _Verdict()
 
 
-
 def _sent_since(
     session: Session, campaign_id: uuid.UUID | None, since: datetime
 ) -> tuple[int, datetime | None]:
@@ -498,6 +546,7 @@ def _send_one(
     clock: Callable[[], datetime],
     stats: SendStats,
     called: set[uuid.UUID],
+    run_id: str,
 ) -> None:
     with tenant_session(team_id) as session:
         campaign = _active_campaign(session, campaign_id)
@@ -505,12 +554,19 @@ def _send_one(
         # recorded, so the answer never overwrites a later status.
         message = session.get(Message, (team_id, claimed.id), with_for_update=True)
         assert message is not None
+        if message.status is not MessageStatus.CLAIMED or message.claimed_by != run_id:
+            # Recovered by another run while this one waited for its slot: it is theirs now.
+            log.warning("message %s is no longer this run's claim; not sent", claimed.id)
+            return
         if claimed.kind is not MessageKind.SERVICE and PhoneFlag.SUPPRESSED in _flags(
             session, claimed.to
         ):
             _block(message, BlockReason.SUPPRESSED, stats)
             drop_reservation(session, message)
             return
+        if claimed.kind in HELD_KINDS and (paused := automation_paused(session, team_id)):
+            # Paused since the claim: this and the rest of the batch go back (_release).
+            raise _Stop(paused)
         sms = OutboundSms(
             message_id=claimed.id,
             to=claimed.to,

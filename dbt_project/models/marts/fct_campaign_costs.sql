@@ -3,7 +3,10 @@
 -- follow-up SMS of the campaign it follows up (stg_follow_up_messages), whichever campaign
 -- its ledger entry names. Enrichment is what the leads the campaign reached cost to
 -- enrich: each lead's credits (its enrichment cache entry, shared equally by the leads with
--- that identity) at the team's average price per credit.
+-- that identity) at the team's average price per credit. The budget is what the send path
+-- holds the campaign to: the ledger entries that name it (outreach_core.costs.budget), so
+-- budget_used agrees with when the campaign pauses; enrichment is a team cost, not the
+-- campaign budget's.
 with ledger as (
     select
         team_id,
@@ -89,6 +92,8 @@ costs as (
         coalesce(f.follow_up_sms, 0)::numeric(14, 4) as follow_up_sms_cost,
         coalesce(g.voice, 0)::numeric(14, 4) as voice_cost,
         coalesce(g.email, 0)::numeric(14, 4) as email_cost,
+        (coalesce(g.sms, 0) + coalesce(g.voice, 0) + coalesce(g.email, 0))::numeric(14, 4)
+            as budget_spent,
         coalesce(k.leads, 0)::integer as leads,
         coalesce(k.responses, 0)::integer as responses,
         coalesce(k.email_captures, 0)::integer as email_captures,
@@ -119,6 +124,7 @@ select
     voice_cost,
     email_cost,
     total_cost,
+    budget_spent,
     leads,
     responses,
     email_captures,
@@ -127,5 +133,5 @@ select
     round(total_cost / nullif(responses, 0), 4)::numeric(14, 4) as cost_per_response,
     round(total_cost / nullif(email_captures, 0), 4)::numeric(14, 4) as cost_per_email_capture,
     round(total_cost / nullif(deals, 0), 4)::numeric(14, 4) as cost_per_deal,
-    round(total_cost / nullif(budget, 0), 4)::numeric(14, 4) as budget_used
+    round(budget_spent / nullif(budget, 0), 4)::numeric(14, 4) as budget_used
 from totals
