@@ -20,6 +20,8 @@ from outreach_assets.jobs import (
     SEND_CAMPAIGN_TAG,
     SEND_POOL,
 )
+from outreach_assets.notify import NOTIFY_POOL, NOTIFY_TEAM_TAG
+from outreach_assets.workflows import WORKFLOWS_TEAM_TAG
 from outreach_core.db.engine import dagster_storage_url, ensure_database
 from outreach_core.settings import Settings, get_settings
 
@@ -27,8 +29,8 @@ STORAGE_URL_ENV = "OUTREACH_DAGSTER_STORAGE_URL"
 # How often the daemon looks at the run queue (Dagster's default is 5 s): most of an
 # upload's wait under `make dev` is this and the sensor's interval.
 DEQUEUE_INTERVAL_SECONDS = 1
-# One per sensor of the code location (definitions.py).
-SENSOR_THREADS = 5
+# One per sensor of the code location (definitions.py; a test holds them equal).
+SENSOR_THREADS = 8
 
 
 def storage_url(settings: Settings | None = None) -> str:
@@ -45,18 +47,24 @@ def run_queue(settings: Settings) -> dict[str, Any]:
     one_per_value = {"applyLimitPerUniqueValue": True}
     return {
         "max_concurrent_runs": (
-            settings.ingest_concurrency + settings.enrich_concurrency + settings.send_concurrency
+            settings.ingest_concurrency
+            + settings.enrich_concurrency
+            + settings.send_concurrency
+            + settings.notify_concurrency
         ),
         "dequeue_interval_seconds": DEQUEUE_INTERVAL_SECONDS,
         "tag_concurrency_limits": [
             {"key": POOL_TAG, "value": INGEST_POOL, "limit": settings.ingest_concurrency},
             {"key": POOL_TAG, "value": ENRICH_POOL, "limit": settings.enrich_concurrency},
             {"key": POOL_TAG, "value": SEND_POOL, "limit": settings.send_concurrency},
+            {"key": POOL_TAG, "value": NOTIFY_POOL, "limit": settings.notify_concurrency},
             # Runs of one partition take turns (they would only wait on each other's locks).
             {"key": INGEST_PARTITION_TAG, "value": one_per_value, "limit": 1},
             {"key": ENRICH_PARTITION_TAG, "value": one_per_value, "limit": 1},
             {"key": SEND_CAMPAIGN_TAG, "value": one_per_value, "limit": 1},
             {"key": REPLIES_TEAM_TAG, "value": one_per_value, "limit": 1},
+            {"key": NOTIFY_TEAM_TAG, "value": one_per_value, "limit": 1},
+            {"key": WORKFLOWS_TEAM_TAG, "value": one_per_value, "limit": 1},
         ],
     }
 

@@ -10,7 +10,7 @@ import uuid
 import dagster as dg
 import yaml
 
-from outreach_cli.instance import write_dagster_yaml
+from outreach_cli.instance import SENSOR_THREADS, write_dagster_yaml
 
 
 def test_instance_state_survives_a_new_process() -> None:
@@ -28,3 +28,10 @@ def test_instance_state_survives_a_new_process() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert key in instance.get_dynamic_partitions("teams")
+
+
+def test_every_sensor_has_its_own_daemon_thread() -> None:
+    """A sensor without a thread waits for another's slow tick (the daemon's 5 s loop)."""
+    from outreach_assets.definitions import defs
+
+    assert len(list(defs.sensors or [])) == SENSOR_THREADS
