@@ -17,7 +17,15 @@ from outreach_core.db.engine import tenant_session
 from outreach_core.db.states import BudgetScope, CampaignStatus, CostCategory
 from outreach_core.db.tables import BudgetAlert, TeamNotification
 from outreach_core.messaging.sender import send_campaign
-from tests.test_sending import active_campaign, gateway, in_ny, ny, twilio  # noqa: F401
+from tests.test_sending import (  # noqa: F401
+    BUDGET_FITS,
+    active_campaign,
+    gateway,
+    in_ny,
+    ny,
+    send_until_stopped,
+    twilio,
+)
 
 
 def enrichment_spend(amount: str) -> LedgerEntry:
@@ -121,9 +129,8 @@ def test_a_campaign_at_its_budget_pauses_before_its_next_send_and_the_team_is_to
     client,
 ) -> None:
     campaign_id = active_campaign(team.team_id, ny(6), budget=Decimal("0.05"))
-    # $0.02 worst case a message: two fit, the third would not.
-    stats = send_campaign(team.team_id, campaign_id, gateway(), "r", clock=in_ny)
-    assert stats.sent == 2
+    runs = send_until_stopped(team.team_id, campaign_id, twilio)
+    assert sum(r.sent for r in runs) == BUDGET_FITS
 
     detail = client.get(f"/v1/campaigns/{campaign_id}").json()
     assert detail["status"] == CampaignStatus.PAUSED
@@ -145,4 +152,4 @@ def test_a_campaign_at_its_budget_pauses_before_its_next_send_and_the_team_is_to
     # Nothing more goes out, and a second run finds the campaign paused.
     again = send_campaign(team.team_id, campaign_id, gateway(), "r2", clock=in_ny)
     assert again.sent == 0 and "paused" in (again.stopped or "")
-    assert twilio.requests.messages_created == 2
+    assert twilio.requests.messages_created == BUDGET_FITS

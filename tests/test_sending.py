@@ -49,7 +49,12 @@ from outreach_core.messaging.consent import record_consent
 from outreach_core.messaging.enrolment import LeadSelection
 from outreach_core.messaging.sender import OutboundSms, ProviderAnswer, send_campaign
 from outreach_core.messaging.twilio_gateway import TwilioGateway
-from outreach_core.sandbox.twilio import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SandboxTwilio
+from outreach_core.sandbox.twilio import (
+    PRICE_PER_SEGMENT,
+    SANDBOX_ACCOUNT_SID,
+    SANDBOX_AUTH_TOKEN,
+    SandboxTwilio,
+)
 from outreach_core.settings import get_settings
 from outreach_core.teams import update_team_settings
 from tests.helpers import fresh_sending_number
@@ -191,16 +196,42 @@ def test_callbacks_late_twice_and_out_of_order_leave_the_final_status(team, twil
     assert twilio.requests.callbacks_posted > 5 * 3
 
 
+def send_until_stopped(team_id: uuid.UUID, campaign_id: uuid.UUID, twilio: Any) -> list[Any]:
+    """Send runs one after another, as the sensor launches them, each after the last run's
+    prices came back (callbacks), until one sends nothing."""
+    runs = []
+    while True:
+        stats = send_campaign(team_id, campaign_id, gateway(), f"r{len(runs)}", clock=in_ny)
+        runs.append(stats)
+        if stats.sent == 0:
+            return runs
+        assert twilio.wait_idle(10)
+        time.sleep(0.3)  # the last callbacks' requests finish in our API
+
+
+# The sandbox's price: $0.0079 a segment. Each claim holds the worst case, $0.02, until the
+# price is known; a message goes out only if the budget can pay its worst case.
+BUDGET_FITS = 4  # 3 x 0.0079 + 0.02 <= 0.05 < 4 x 0.0079 + 0.02
+
+
 def test_the_budget_is_never_overspent_and_the_campaign_pauses_itself(team, twilio) -> None:
     campaign_id = active_campaign(team.team_id, ny(6), budget=Decimal("0.05"))
-    # Worst case $0.02 a segment: two messages fit, a third would not.
-    stats = send_campaign(team.team_id, campaign_id, gateway(), "r", clock=in_ny)
-    assert stats.sent == 2 and "budget" in (stats.stopped or "")
+    first = send_campaign(team.team_id, campaign_id, gateway(), "r", clock=in_ny)
+    # Two worst cases fit at first; the run stops for their prices instead of pausing.
+    assert first.sent == 2 and "waiting for the prices" in (first.stopped or "")
+    assert get_campaign(team.team_id, campaign_id).status is CampaignStatus.ACTIVE
+    assert twilio.wait_idle(10)
+    time.sleep(0.3)
+    runs = [first, *send_until_stopped(team.team_id, campaign_id, twilio)]
+    assert sum(r.sent for r in runs) == BUDGET_FITS
     campaign = get_campaign(team.team_id, campaign_id)
     assert campaign.status is CampaignStatus.PAUSED
     last = campaign_events(team.team_id, campaign_id)[-1]
     assert (last.actor, last.to_status) == ("system", "paused") and "budget" in last.reason
-    assert twilio.requests.messages_created == 2
+    assert twilio.requests.messages_created == BUDGET_FITS
+    with tenant_session(team.team_id) as session:
+        spent = session.scalar(select(func.sum(CostLedger.amount)))
+    assert spent == BUDGET_FITS * PRICE_PER_SEGMENT <= Decimal("0.05")
 
 
 def test_the_teams_sms_budget_pauses_a_campaign_and_prices_replace_reservations(
@@ -208,9 +239,8 @@ def test_the_teams_sms_budget_pauses_a_campaign_and_prices_replace_reservations(
 ) -> None:
     budget.set_monthly_cap(team.team_id, CostCategory.SMS, Decimal("0.05"))
     campaign_id = active_campaign(team.team_id, ny(6))  # no budget of its own
-    stats = send_campaign(team.team_id, campaign_id, gateway(), "r", clock=in_ny)
-    # $0.02 worst case a message: two fit under the team's cap.
-    assert stats.sent == 2
+    runs = send_until_stopped(team.team_id, campaign_id, twilio)
+    assert sum(r.sent for r in runs) == BUDGET_FITS
     campaign = get_campaign(team.team_id, campaign_id)
     assert campaign.status is CampaignStatus.PAUSED
     assert campaign.status_reason == "the team's monthly sms budget of $0.05 reached"
@@ -220,7 +250,7 @@ def test_the_teams_sms_budget_pauses_a_campaign_and_prices_replace_reservations(
         # Each price booked replaced its message's reservation: nothing left held.
         assert session.scalar(select(func.count()).select_from(BudgetReservation)) == 0
         categories = session.scalars(select(CostLedger.category)).all()
-    assert categories == [CostCategory.SMS, CostCategory.SMS]
+    assert categories == [CostCategory.SMS] * BUDGET_FITS
     spent = sum(r.amount for r in budget.month_spend(team.team_id, _month()))
     assert 0 < spent <= Decimal("0.05")
 
@@ -233,8 +263,9 @@ def test_the_teams_total_budget_counts_enrichment_spend_against_sms(team, twilio
         budget.commit_by_id(session, team.team_id, None, [entry])
     budget.set_monthly_cap(team.team_id, None, Decimal("1.03"))  # $1 spent on enrichment
     campaign_id = active_campaign(team.team_id, ny(3))
-    stats = send_campaign(team.team_id, campaign_id, gateway(), "r", clock=in_ny)
-    assert stats.sent == 1
+    runs = send_until_stopped(team.team_id, campaign_id, twilio)
+    # $1 + 0.0079 + 0.02 fits under $1.03; after two texts a worst case no longer does.
+    assert sum(r.sent for r in runs) == 2
     reason = get_campaign(team.team_id, campaign_id).status_reason
     assert reason == "the team's monthly budget of $1.03 reached"
 

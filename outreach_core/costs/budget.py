@@ -114,6 +114,9 @@ class Room:
     left: Decimal | None
     limit: str | None
     binding: Limit | None = None
+    # Of what the binding limit counts, the live reservations: worst cases of calls whose
+    # price is not known yet, which free room when it is.
+    held: Decimal = Decimal(0)
 
     def fits(self, amount: Decimal) -> bool:
         return self.left is None or amount <= self.left
@@ -154,17 +157,17 @@ def _amount(value: Decimal | int | str) -> Decimal:
 _SPOKEN_FOR = text(
     "SELECT "
     "(SELECT coalesce(sum(amount), 0) FROM cost_ledger WHERE team_id = :t "
-    " AND created_at >= :start AND created_at < :end AND category = :c) "
-    "+ (SELECT coalesce(sum(amount), 0) FROM budget_reservations WHERE team_id = :t "
-    " AND expires_at > now() AND category = :c) AS category_spend, "
+    " AND created_at >= :start AND created_at < :end AND category = :c) AS category_spent, "
+    "(SELECT coalesce(sum(amount), 0) FROM budget_reservations WHERE team_id = :t "
+    " AND expires_at > now() AND category = :c) AS category_held, "
     "(SELECT coalesce(sum(amount), 0) FROM cost_ledger WHERE team_id = :t "
-    " AND created_at >= :start AND created_at < :end) "
-    "+ (SELECT coalesce(sum(amount), 0) FROM budget_reservations WHERE team_id = :t "
-    " AND expires_at > now()) AS total_spend, "
+    " AND created_at >= :start AND created_at < :end) AS total_spent, "
+    "(SELECT coalesce(sum(amount), 0) FROM budget_reservations WHERE team_id = :t "
+    " AND expires_at > now()) AS total_held, "
     "(SELECT coalesce(sum(amount), 0) FROM cost_ledger WHERE team_id = :t "
-    " AND campaign_id = :campaign) "
-    "+ (SELECT coalesce(sum(amount), 0) FROM budget_reservations WHERE team_id = :t "
-    " AND expires_at > now() AND campaign_id = :campaign) AS campaign_spend"
+    " AND campaign_id = :campaign) AS campaign_spent, "
+    "(SELECT coalesce(sum(amount), 0) FROM budget_reservations WHERE team_id = :t "
+    " AND expires_at > now() AND campaign_id = :campaign) AS campaign_held"
 )
 
 
@@ -198,28 +201,37 @@ def room(
     limits = [
         (
             category_cap,
-            spent.category_spend,
+            spent.category_spent,
+            spent.category_held,
             f"the team's monthly {category} budget",
             team_subject(category, now),
         ),
-        (total_cap, spent.total_spend, "the team's monthly budget", team_subject(None, now)),
+        (
+            total_cap,
+            spent.total_spent,
+            spent.total_held,
+            "the team's monthly budget",
+            team_subject(None, now),
+        ),
         (
             campaign_budget,
-            spent.campaign_spend,
+            spent.campaign_spent,
+            spent.campaign_held,
             "the campaign's budget",
             campaign_subject(campaign_id) if campaign_id else None,
         ),
     ]
     best = Room(None, None)
-    for cap, used, name, subject in limits:
+    for cap, spent_part, held, name, subject in limits:
         if cap is None:
             continue
-        left = max(Decimal(cap) - Decimal(used), Decimal(0))
+        used = Decimal(spent_part) + Decimal(held)
+        left = max(Decimal(cap) - used, Decimal(0))
         if best.left is None or left < best.left:
             binding = None
             if subject is not None:
-                binding = Limit(subject, Decimal(cap), Decimal(used), campaign_id)
-            best = Room(left, f"{name} of ${Decimal(cap):.2f}", binding)
+                binding = Limit(subject, Decimal(cap), used, campaign_id)
+            best = Room(left, f"{name} of ${Decimal(cap):.2f}", binding, Decimal(held))
     return best
 
 

@@ -345,6 +345,12 @@ def _claim(
                 continue
             worst_case = worst_case_price(message.segments)
             if not room.fits(reserved + worst_case):
+                if reserved > 0 or room.held > 0:
+                    # Worst cases are held for messages in flight; their real prices, known
+                    # in seconds and usually far lower, give the room back. Send what is
+                    # claimed; the next run pauses only if spend itself leaves no room.
+                    stats.stopped = f"{room.limit}: waiting for the prices of messages in flight"
+                    break
                 pause_reason = f"{room.limit} reached"
                 alerts.budget_exhausted(session, team_id, room)
                 break
