@@ -38,7 +38,13 @@ from sqlalchemy.engine import URL, make_url
 from outreach_assets.runs import live_runs
 from outreach_core.db.engine import DATABASE_NAME, owner_engine, owner_url
 from outreach_core.db.rls import CURRENT_TEAM
-from outreach_core.db.states import MESSAGE_GONE_OUT, CostCategory, MessageKind, MessageStatus
+from outreach_core.db.states import (
+    LEAD_FUNNEL,
+    MESSAGE_GONE_OUT,
+    CostCategory,
+    MessageKind,
+    MessageStatus,
+)
 from outreach_core.replies.classes import ReplyClass
 from outreach_core.replies.stages import HOT_INTENTS, NEUTRAL_INTENTS, PUSHBACK_INTENTS
 from outreach_core.settings import Settings, get_settings
@@ -80,6 +86,8 @@ def dbt_vars(settings: Settings | None = None) -> dict[str, Any]:
         "opt_out_class": str(ReplyClass.OPT_OUT),
         "email_capture_class": str(ReplyClass.EMAIL_CAPTURE),
         "cost_categories": [str(c) for c in CostCategory],
+        # qualified, meeting, deal: each stage counts the later ones too.
+        "lead_funnel": [str(s) for s in LEAD_FUNNEL],
     }
 
 

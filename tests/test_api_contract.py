@@ -134,6 +134,8 @@ CASES = [
     Case(422, "get", "/v1/leads", {"params": {"limit": 0}}),
     Case(422, "get", "/v1/leads", {"params": {"city": "a\x00"}}),
     Case(404, "get", "/v1/leads/{lead_id}/score-events"),
+    Case(404, "patch", "/v1/leads/{lead_id}", {"json": {"status": "deal"}}),
+    Case(422, "patch", "/v1/leads/{lead_id}", {"json": {"status": "won"}}),
     Case(422, "get", "/v1/leads/{lead_id}/score-events", path_params={"lead_id": "-1"}),
     Case(422, "get", "/v1/buckets", {"params": {"state": "nyc"}}),
     Case(404, "get", "/v1/buckets/{bucket_id}", path_params={"bucket_id": "ny-plumbers"}),

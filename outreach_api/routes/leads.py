@@ -11,11 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from outreach_api.deps import MAX_BIGINT, NO_NUL, TeamId
-from outreach_api.errors import V1_ERRORS, error
+from outreach_api.errors import V1_ERRORS, ValidationErrorOut, error
 from outreach_core.db.engine import tenant_session
-from outreach_core.db.states import EnrichmentStatus
+from outreach_core.db.states import EnrichmentStatus, LeadStatus
 from outreach_core.db.tables import Lead, LeadScoreEvent
 from outreach_core.leads.scoring import LeadNotFound, score_events
+from outreach_core.leads.status import set_lead_status
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"], responses=V1_ERRORS)
 
@@ -42,7 +43,7 @@ class LeadOut(BaseModel):
     bucket_id: str | None
     sector: str | None
     score: int
-    status: str
+    status: LeadStatus
     source: str | None
     created_at: datetime
     updated_at: datetime
@@ -152,3 +153,32 @@ def lead_score_events(
         return score_events(team_id, lead_id)
     except LeadNotFound as exc:
         raise HTTPException(404, str(exc)) from None
+
+
+class LeadPatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: LeadStatus = Field(
+        description="Where the lead stands after contact; the analytics funnel counts "
+        "qualified, meeting and deal (each with the stages after it)."
+    )
+
+
+@router.patch(
+    "/{lead_id}",
+    response_model=LeadOut,
+    responses=error(404, "No lead with this id in your team.")
+    | error(422, "The body failed validation (an unknown status).", ValidationErrorOut),
+)
+def update_lead(
+    lead_id: Annotated[int, Path(ge=0, le=MAX_BIGINT)], body: LeadPatchIn, team_id: TeamId
+) -> LeadOut:
+    """Set the lead's status (a person or their CRM: qualified, a meeting booked, a deal)."""
+    try:
+        set_lead_status(team_id, lead_id, body.status)
+    except LeadNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    with tenant_session(team_id) as session:
+        lead = session.get(Lead, (team_id, lead_id))
+        assert lead is not None
+        return LeadOut.model_validate(lead)

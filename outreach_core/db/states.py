@@ -254,6 +254,21 @@ class FlagAction(StrEnum):
     REMOVED = "removed"
 
 
+class LeadStatus(StrEnum):
+    """Where a person (or their CRM) says a lead stands after contact; the analytics funnel
+    counts qualified, meeting and deal (each includes the stages after it)."""
+
+    NEW = "new"
+    QUALIFIED = "qualified"
+    MEETING = "meeting"
+    DEAL = "deal"
+    LOST = "lost"
+
+
+# The funnel's order after contact: a status counts for its own stage and every earlier one.
+LEAD_FUNNEL = (LeadStatus.QUALIFIED, LeadStatus.MEETING, LeadStatus.DEAL)
+
+
 class WorkflowAction(StrEnum):
     """What a workflow step does."""
 

@@ -48,6 +48,7 @@ from outreach_core.db.states import (
     FlagAction,
     InboundStatus,
     InboxStatus,
+    LeadStatus,
     MessageKind,
     MessageStatus,
     NotificationStatus,
@@ -219,6 +220,7 @@ class Lead(Base):
         ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
         ForeignKeyConstraint(["team_id", "source_upload_id"], ["uploads.team_id", "uploads.id"]),
         CheckConstraint(sql_in("enrichment_status", EnrichmentStatus), name="enrichment_status"),
+        CheckConstraint(sql_in("status", LeadStatus), name="status"),
         # Dedup keys: one lead per E.164 phone, then per email, inside a team.
         Index(
             "uq_leads_team_phone",
@@ -305,7 +307,9 @@ class Lead(Base):
     # No default: ingestion writes the base from the scoring rules (enrich/scoring.yaml);
     # every later change is a lead_score_events row (outreach_core.leads.scoring).
     score: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(30), server_default="new")
+    status: Mapped[LeadStatus] = mapped_column(
+        _state(LeadStatus, 30), server_default=LeadStatus.NEW.value
+    )
     source: Mapped[str | None] = mapped_column(Text)
     tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     source_upload_id: Mapped[uuid.UUID | None]

@@ -1,6 +1,6 @@
--- One row per lead. `status` is the seed's free-text lead status: a CRM or a person sets
--- `qualified`, `meeting` or `deal` there; the later funnel stages are read from it, each
--- including those after it.
+-- One row per lead. `status` is set by a person or their CRM (PATCH /v1/leads/{id},
+-- outreach_core.db.states.LeadStatus); the later funnel stages are read from it, each
+-- including those after it (`lead_funnel`, in its order).
 select
     team_id,
     id as lead_id,
@@ -20,9 +20,9 @@ select
     enrichment_key,
     score,
     status,
-    status in ('qualified', 'meeting', 'deal') as is_qualified,
-    status in ('meeting', 'deal') as has_meeting,
-    status = 'deal' as is_deal,
+    status in {{ sql_list(var('lead_funnel')) }} as is_qualified,
+    status in {{ sql_list(var('lead_funnel')[1:]) }} as has_meeting,
+    status in {{ sql_list(var('lead_funnel')[2:]) }} as is_deal,
     source_upload_id,
     created_at
 from {{ source('outreach', 'leads') }}
