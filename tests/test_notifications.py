@@ -14,18 +14,18 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from outreach_assets.definitions import defs
 from outreach_assets.notify import NOTIFY_TEAM_TAG, notify_sensor
 from outreach_core.db.engine import tenant_session
 from outreach_core.db.states import NotificationStatus
-from outreach_core.db.tables import TeamNotification
-from outreach_core.notify.deliver import NO_URL, deliver_pending
+from outreach_core.db.tables import Team, TeamNotification
+from outreach_core.notify.deliver import NO_URL, check_webhook_url, deliver_pending
 from outreach_core.notify.outbox import enqueue
 from outreach_core.sandbox.incoming_webhook import SandboxIncomingWebhook
 from outreach_core.settings import get_settings
-from outreach_core.teams import update_team_settings
+from outreach_core.teams import get_team, update_team_settings
 
 
 @pytest.fixture
@@ -172,11 +172,13 @@ def test_nothing_is_lost_when_the_run_is_killed_after_its_claim(team, receiver) 
     assert (row.status, row.attempts) == (NotificationStatus.SENT, 2)
 
 
-def test_the_teams_url_is_set_through_the_api_and_must_be_http(client) -> None:
+def test_the_teams_url_is_set_through_the_api_and_must_be_http(team, client) -> None:
     url = "https://hooks.slack.com/services/T0/B0/xyz"
+    shown = "https://hooks.slack.com/…"  # the path is the webhook's secret
     response = client.patch("/v1/teams/me", json={"notify_webhook_url": url})
-    assert response.status_code == 200 and response.json()["notify_webhook_url"] == url
-    assert client.get("/v1/teams/me").json()["notify_webhook_url"] == url
+    assert response.status_code == 200 and response.json()["notify_webhook_url"] == shown
+    assert client.get("/v1/teams/me").json()["notify_webhook_url"] == shown
+    assert get_team(team.team_id).notify_webhook_url == url
 
     for bad in ("ftp://hooks.example.com/x", "hooks.slack.com/services/x", "https://"):
         refused = client.patch("/v1/teams/me", json={"notify_webhook_url": bad})
@@ -184,7 +186,52 @@ def test_the_teams_url_is_set_through_the_api_and_must_be_http(client) -> None:
         assert "http:// or https:// URL with a host" in refused.json()["detail"]
     spaced = client.patch("/v1/teams/me", json={"notify_webhook_url": "https://a b.example"})
     assert spaced.status_code == 422 and "without spaces" in spaced.json()["detail"]
-    assert client.get("/v1/teams/me").json()["notify_webhook_url"] == url
+    assert client.get("/v1/teams/me").json()["notify_webhook_url"] == shown
 
     cleared = client.patch("/v1/teams/me", json={"notify_webhook_url": None})
     assert cleared.status_code == 200 and cleared.json()["notify_webhook_url"] is None
+
+
+@pytest.fixture
+def live_mode(monkeypatch) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    for name, value in {
+        "OUTREACH_PROVIDER_MODE": "live",
+        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+        "TWILIO_AUTH_TOKEN": "token",
+        "APOLLO_API_KEY": "key",
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def test_in_live_mode_a_team_cannot_point_its_webhook_into_our_network(
+    team, receiver: SandboxIncomingWebhook, live_mode: None
+) -> None:
+    assert check_webhook_url("https://hooks.slack.com/services/T0/B0/x")
+    for internal in (
+        "https://127.0.0.1:8099/x",
+        "https://localhost/x",
+        "https://10.0.0.8/hooks",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/x",
+    ):
+        with pytest.raises(ValueError, match="non-public address"):
+            check_webhook_url(internal)
+    with pytest.raises(ValueError, match="https://"):
+        check_webhook_url("http://hooks.slack.com/services/T0/B0/x")
+    # A URL stored before (or a name that resolves inward) is not posted either.
+    with tenant_session(team.team_id) as session:
+        session.execute(
+            update(Team)
+            .where(Team.id == team.team_id)
+            .values(notify_webhook_url=receiver.base_url + "/hooks/t")
+        )
+        enqueue(session, team.team_id, "test", "Budget alert", dedupe_key="live-1")
+    stats = deliver_pending(team.team_id)
+    assert (stats.sent, stats.failed) == (0, 1)
+    assert receiver.received == []
+    (row,) = rows(team.team_id)
+    assert row.status is NotificationStatus.FAILED and "non-public" in (row.error or "")

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from outreach_api.deps import NO_NUL, TeamId
 from outreach_api.errors import V1_ERRORS, ErrorOut, ValidationErrorOut, error
 from outreach_core.guardrails import kill_switch
+from outreach_core.notify.deliver import masked_url
 from outreach_core.replies.classes import Client
 from outreach_core.teams import get_team, update_team_settings
 
@@ -32,7 +33,9 @@ class TeamOut(BaseModel):
     voice_forward_to: str | None = Field(description="Calls go here; null: voicemail.")
     notify_webhook_url: str | None = Field(
         description="Team notifications (budget alerts, workflow steps) are posted here as "
-        'Slack-compatible JSON (`{"text": ...}`); null: they are only recorded.'
+        'Slack-compatible JSON (`{"text": ...}`); null: they are only recorded. Shown as '
+        "its scheme and host only: the rest of an incoming-webhook URL is its secret."
+        " In live mode it must be https and not point at a non-public address."
     )
     automation_paused_at: datetime | None = Field(
         description="Set while the team's automation is paused (POST "
@@ -80,7 +83,7 @@ def _team_out(team_id: uuid.UUID) -> TeamOut:
         client=team.client,
         help_text=team.help_text,
         voice_forward_to=team.voice_forward_to,
-        notify_webhook_url=team.notify_webhook_url,
+        notify_webhook_url=masked_url(team.notify_webhook_url),
         automation_paused_at=team.automation_paused_at,
         automation_paused_by=team.automation_paused_by,
         automation_paused_reason=team.automation_paused_reason,

@@ -14,7 +14,9 @@ and are not posted later if a URL is set then."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,7 +54,47 @@ def check_webhook_url(url: str) -> str:
             "notify_webhook_url must be an http:// or https:// URL with a host, e.g. "
             "https://hooks.slack.com/services/..."
         )
+    if get_settings().provider_mode == "live":
+        # A tenant must not make our workers post into our own network (SSRF); loopback
+        # receivers are for the sandbox.
+        if parts.scheme != "https":
+            raise ValueError("notify_webhook_url must be an https:// URL in live mode")
+        if _internal_address(parts.hostname, resolve=False):
+            raise ValueError(
+                "notify_webhook_url must not point at a non-public address (loopback, "
+                "private, link-local) in live mode"
+            )
     return url
+
+
+def _internal_address(host: str, *, resolve: bool) -> bool:
+    """Whether `host` is (or, resolving it, names) an address that is not public."""
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        if not resolve:
+            return False  # a name: checked again, resolved, when a post is made
+        try:
+            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+        except OSError:
+            return False  # unresolvable: the post fails and is retried
+        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    return any(not a.is_global for a in addresses)
+
+
+def masked_url(url: str | None) -> str | None:
+    """Enough of an incoming-webhook URL to recognise it; the rest is its secret."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
+
+
+class _Refused(Exception):
+    """A post we will not make."""
 
 
 @dataclass
@@ -142,8 +184,14 @@ def _post_one(
     team_id: uuid.UUID, claimed: _Claimed, http: httpx.Client, now: datetime, stats: DeliveryStats
 ) -> None:
     retry_after: timedelta | None = None
+    host = urlsplit(claimed.url).hostname or ""
     try:
+        if get_settings().provider_mode == "live" and _internal_address(host, resolve=True):
+            # A name may resolve into our network although its URL passed the check.
+            raise _Refused("the webhook's host resolves to a non-public address")
         response = http.post(claimed.url, json={"text": claimed.text})
+    except _Refused as refused:
+        outcome, error = NotificationStatus.FAILED, str(refused)
     except httpx.HTTPError as exc:
         # Connection refused or reset, a timeout: the webhook may come back.
         outcome, error = NotificationStatus.PENDING, f"{type(exc).__name__}: {exc}"
