@@ -11,7 +11,7 @@ import dagster as dg
 from sqlalchemy import text
 
 from outreach_assets.jobs import POOL_TAG
-from outreach_assets.runs import live_runs
+from outreach_assets.runs import teams_without_live_run
 from outreach_core.db.engine import system_session
 from outreach_core.notify.deliver import deliver_pending
 from outreach_core.settings import get_settings
@@ -59,10 +59,10 @@ def notify_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
             text("SELECT team_id FROM outreach_notifications_due(:stale)"), {"stale": stale}
         ).all()
     requests = []
-    for team_id in teams:
+    for team_id in teams_without_live_run(
+        context.instance, notify_job.name, NOTIFY_TEAM_TAG, teams
+    ):
         tags = {NOTIFY_TEAM_TAG: str(team_id)}
-        if live_runs(context.instance, notify_job.name, tags):
-            continue
         config = NotifyConfig(team_id=str(team_id))
         requests.append(
             dg.RunRequest(run_config=dg.RunConfig(ops={"notify_op": config}), tags=tags)

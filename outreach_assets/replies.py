@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from outreach_assets.campaigns import TwilioResource
 from outreach_assets.jobs import POOL_TAG, REPLIES_TEAM_TAG, SEND_POOL
-from outreach_assets.runs import live_runs
+from outreach_assets.runs import teams_without_live_run
 from outreach_core.db.engine import system_session
 from outreach_core.deliverables.email import SmtpConfig
 from outreach_core.inbox.deliverables import send_pending_deliverables, smtp_config
@@ -86,10 +86,10 @@ def replies_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
             },
         ).all()
     requests = []
-    for team_id in teams:
+    for team_id in teams_without_live_run(
+        context.instance, replies_job.name, REPLIES_TEAM_TAG, teams
+    ):
         tags = {REPLIES_TEAM_TAG: str(team_id)}
-        if live_runs(context.instance, replies_job.name, tags):
-            continue
         config = RepliesConfig(team_id=str(team_id))
         requests.append(
             dg.RunRequest(run_config=dg.RunConfig(ops={"replies_op": config}), tags=tags)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
+
 import dagster as dg
 
 # Runs that may still do work: waiting in the queue, starting, running or stopping.
@@ -32,3 +35,12 @@ def live_runs(
     return list(
         instance.get_runs(filters=dg.RunsFilter(job_name=job, statuses=LIVE, tags=tags or {}))
     )
+
+
+def teams_without_live_run(
+    instance: dg.DagsterInstance, job: str, team_tag: str, team_ids: Iterable[uuid.UUID]
+) -> list[uuid.UUID]:
+    """Of `team_ids`, those with no queued or running run of `job` (tagged `team_tag`): one
+    run query, however many teams have work."""
+    busy = {run.tags.get(team_tag) for run in live_runs(instance, job)}
+    return [team_id for team_id in team_ids if str(team_id) not in busy]

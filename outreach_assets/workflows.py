@@ -13,7 +13,7 @@ import dagster as dg
 
 from outreach_assets.jobs import POOL_TAG, SEND_POOL
 from outreach_assets.replies import SmtpResource
-from outreach_assets.runs import live_runs
+from outreach_assets.runs import teams_without_live_run
 from outreach_core.settings import get_settings
 from outreach_core.workflows.executor import run_due
 from outreach_core.workflows.tick import tick
@@ -66,10 +66,11 @@ def workflow_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     # cursor was saved) asks for the same run, and Dagster starts no second one.
     interval = int(now.timestamp()) // get_settings().workflow_tick_seconds
     requests = []
-    for team_id in result.due:
+    idle = teams_without_live_run(
+        context.instance, workflows_job.name, WORKFLOWS_TEAM_TAG, result.due
+    )
+    for team_id in idle:
         tags = {WORKFLOWS_TEAM_TAG: str(team_id)}
-        if live_runs(context.instance, workflows_job.name, tags):
-            continue
         config = WorkflowsConfig(team_id=str(team_id))
         requests.append(
             dg.RunRequest(

@@ -17,7 +17,13 @@ from outreach_api.errors import V1_ERRORS, error
 from outreach_core.db.states import ApprovalStatus, ExecutionStatus, Priority, TaskStatus
 from outreach_core.db.tables import Task, Workflow
 from outreach_core.workflows import executions, tasks
-from outreach_core.workflows.definitions import WorkflowNotFound, list_workflows, set_enabled
+from outreach_core.workflows.definitions import (
+    NAME_MAX_LENGTH,
+    NAME_PATTERN,
+    WorkflowNotFound,
+    list_workflows,
+    set_enabled,
+)
 
 # 401 everywhere; the 422 of FastAPI's validation on the routes that take input.
 router = APIRouter(tags=["workflows"], responses={401: V1_ERRORS[401]})
@@ -25,9 +31,7 @@ router = APIRouter(tags=["workflows"], responses={401: V1_ERRORS[401]})
 # Until users come with their names, the API key's team is who acted.
 API_ACTOR = "api"
 MAX_PAGE = 1000
-WorkflowName = Annotated[
-    str, Path(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$")
-]
+WorkflowName = Annotated[str, Path(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN)]
 WORKFLOW_NOT_FOUND = {**V1_ERRORS, **error(404, "No workflow of this name in your team.")}
 EXECUTION_NOT_FOUND = {
     **V1_ERRORS,

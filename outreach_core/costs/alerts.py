@@ -31,7 +31,7 @@ from outreach_core.costs.budget import (
     Room,
     campaign_subject,
     cap_column,
-    period_bounds,
+    month_bounds,
     team_subject,
 )
 from outreach_core.db.states import BudgetScope, CostCategory
@@ -176,7 +176,7 @@ def _team_spend(
     now: datetime,
 ) -> dict[CostCategory | None, tuple[Decimal, Decimal]]:
     """Each cap with the ledger's spend against it this month."""
-    start, end = period_bounds(f"{now:%Y-%m}")
+    start, end = month_bounds(now)
     by_category: dict[str, Decimal] = dict(
         session.execute(
             select(CostLedger.category, func.sum(CostLedger.amount))

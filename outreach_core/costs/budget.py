@@ -131,7 +131,7 @@ def campaign_subject(campaign_id: uuid.UUID) -> str:
     return f"campaign:{campaign_id}"
 
 
-def _month_bounds(now: datetime) -> tuple[datetime, datetime]:
+def month_bounds(now: datetime) -> tuple[datetime, datetime]:
     start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     end = (start + timedelta(days=32)).replace(day=1)
     return start, end
@@ -142,7 +142,7 @@ def period_bounds(period: str) -> tuple[datetime, datetime]:
     m = _PERIOD.match(period)
     if m is None:
         raise ValueError("period must be YYYY-MM")
-    return _month_bounds(datetime(int(m[1]), int(m[2]), 1, tzinfo=UTC))
+    return month_bounds(datetime(int(m[1]), int(m[2]), 1, tzinfo=UTC))
 
 
 def _amount(value: Decimal | int | str) -> Decimal:
@@ -193,7 +193,7 @@ def room(
     if category_cap is None and total_cap is None and campaign_budget is None:
         return Room(None, None)
     now = session.scalar(text("SELECT now()"))
-    start, end = _month_bounds(now)
+    start, end = month_bounds(now)
     spent = session.execute(
         _SPOKEN_FOR,
         {"t": team_id, "c": str(category), "start": start, "end": end, "campaign": campaign_id},

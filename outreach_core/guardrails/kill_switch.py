@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, text, update
+from sqlalchemy import ColumnElement, select, text, true, update
 from sqlalchemy.orm import Session
 
 from outreach_core.db.engine import tenant_session
@@ -71,28 +71,28 @@ def switch_state(team_id: uuid.UUID) -> AutomationSwitch:
 def pause(team_id: uuid.UUID, actor: str, reason: str | None) -> AutomationSwitch:
     """Pause the team's automation; returns once nothing more can start. Pausing a paused
     team keeps the first pause's who, when and why."""
-    with tenant_session(team_id) as session:
-        session.execute(text(_LOCK.format(fn="pg_advisory_xact_lock")), {"key": _key(team_id)})
-        session.execute(
-            update(Team)
-            .where(Team.id == team_id, Team.automation_paused_at.is_(None))
-            .values(
-                automation_paused_at=datetime.now(UTC),
-                automation_paused_by=actor,
-                automation_paused_reason=reason,
-            )
-        )
-        return _read(session, team_id)
+    return _switch(
+        team_id,
+        Team.automation_paused_at.is_(None),
+        automation_paused_at=datetime.now(UTC),
+        automation_paused_by=actor,
+        automation_paused_reason=reason,
+    )
 
 
 def resume(team_id: uuid.UUID) -> AutomationSwitch:
+    return _switch(
+        team_id,
+        true(),
+        automation_paused_at=None,
+        automation_paused_by=None,
+        automation_paused_reason=None,
+    )
+
+
+def _switch(team_id: uuid.UUID, when: ColumnElement[bool], **values: object) -> AutomationSwitch:
+    """Change the switch under the exclusive lock: it waits for the work holding it shared."""
     with tenant_session(team_id) as session:
         session.execute(text(_LOCK.format(fn="pg_advisory_xact_lock")), {"key": _key(team_id)})
-        session.execute(
-            update(Team)
-            .where(Team.id == team_id)
-            .values(
-                automation_paused_at=None, automation_paused_by=None, automation_paused_reason=None
-            )
-        )
+        session.execute(update(Team).where(Team.id == team_id, when).values(**values))
         return _read(session, team_id)

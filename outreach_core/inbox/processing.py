@@ -64,7 +64,7 @@ from outreach_core.leads.scoring import score_reply
 from outreach_core.messaging import defaults
 from outreach_core.messaging.consent import contacted_phones
 from outreach_core.messaging.segments import count_segments
-from outreach_core.messaging.sender import worst_case_price
+from outreach_core.messaging.sender import phone_flags, worst_case_price
 from outreach_core.replies.classes import ReplyClass
 from outreach_core.replies.classify import (
     Classification,
@@ -265,7 +265,7 @@ class _Context:
             .order_by(Lead.id.desc())
             .limit(1)
         )
-        flags = set(session.scalars(select(PhoneFlagRow.flag).where(PhoneFlagRow.phone == phone)))
+        flags = phone_flags(session, phone)
         return cls(
             inbound=inbound,
             team=team,

@@ -299,11 +299,11 @@ def _claim(
         paused = automation_paused(session, team_id)
         if paused is not None and campaign_id is not None:
             raise _Stop(paused)
-        held = Message.kind.not_in(HELD_KINDS) if paused is not None else true()
+        may_go = Message.kind.not_in(HELD_KINDS) if paused is not None else true()
         due = session.execute(
             select(Message, Lead.zip, Lead.state)
             .outerjoin(Lead, and_(Lead.team_id == Message.team_id, Lead.id == Message.lead_id))
-            .where(_scope(campaign_id), held)
+            .where(_scope(campaign_id), may_go)
             .where(Message.status == MessageStatus.PENDING)
             .where(Message.not_before <= now)
             .order_by(Message.not_before, Message.lead_id, Message.step)
@@ -505,7 +505,8 @@ def _sent_since(
     return int(count), oldest
 
 
-def _flags(session: Session, phone: str) -> set[PhoneFlag]:
+def phone_flags(session: Session, phone: str) -> set[PhoneFlag]:
+    """The phone's flags in the session's team (suppressed, consented, ...)."""
     return set(session.scalars(select(PhoneFlagRow.flag).where(PhoneFlagRow.phone == phone)))
 
 
@@ -564,7 +565,7 @@ def _send_one(
             # Recovered by another run while this one waited for its slot: it is theirs now.
             log.warning("message %s is no longer this run's claim; not sent", claimed.id)
             return
-        if claimed.kind is not MessageKind.SERVICE and PhoneFlag.SUPPRESSED in _flags(
+        if claimed.kind is not MessageKind.SERVICE and PhoneFlag.SUPPRESSED in phone_flags(
             session, claimed.to
         ):
             _block(message, BlockReason.SUPPRESSED, stats)

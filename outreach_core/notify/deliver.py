@@ -120,9 +120,11 @@ def deliver_pending(
     now = now or datetime.now(UTC)
     stats = DeliveryStats()
     tried: list[uuid.UUID] = []
+    with tenant_session(team_id) as session:
+        url = session.scalar(select(Team.notify_webhook_url).where(Team.id == team_id))
     http = client or httpx.Client(timeout=get_settings().notify_timeout_s, follow_redirects=False)
     try:
-        while (found := _claim_next(team_id, now, tried, stats)) is not None:
+        while (found := _claim_next(team_id, url, now, tried, stats)) is not None:
             tried.append(found[0])
             claimed = found[1]
             if claimed is None:
@@ -136,7 +138,11 @@ def deliver_pending(
 
 
 def _claim_next(
-    team_id: uuid.UUID, now: datetime, tried: list[uuid.UUID], stats: DeliveryStats
+    team_id: uuid.UUID,
+    url: str | None,
+    now: datetime,
+    tried: list[uuid.UUID],
+    stats: DeliveryStats,
 ) -> tuple[uuid.UUID, _Claimed | None] | None:
     """The next due notification, claimed and committed; None when none is due. A row that
     cannot be posted (no URL, its attempts used up by dead runs) is failed here instead."""
@@ -164,7 +170,6 @@ def _claim_next(
         )
         if row is None:
             return None
-        url = session.scalar(select(Team.notify_webhook_url).where(Team.id == team_id))
         if url is None or row.attempts >= settings.notify_max_attempts:
             row.status = NotificationStatus.FAILED
             if url is None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -20,7 +19,8 @@ def enqueue(
     kind: str,
     text: str,
     payload: dict[str, Any] | None = None,
-    dedupe_key: str | None = None,
+    *,
+    dedupe_key: str,
 ) -> bool:
     """Add a notification in the caller's transaction; False when `dedupe_key` already
     made one."""
@@ -32,9 +32,6 @@ def enqueue(
         "payload": payload or {},
         "dedupe_key": dedupe_key,
     }
-    if dedupe_key is None:
-        session.execute(insert(TeamNotification).values(**values))
-        return True
     inserted = session.execute(
         pg_insert(TeamNotification)
         .values(**values)

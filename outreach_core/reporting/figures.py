@@ -74,10 +74,9 @@ def percent(value: Decimal | float | None) -> str:
     return f"{share}%"
 
 
-def campaign_totals(report: CampaignReport) -> dict[str, float]:
-    """The funnel's counts summed over the days, and its rates over those sums (NaN where
-    the denominator is 0)."""
-    daily = report.daily_frame()
+def campaign_totals(daily: pd.DataFrame) -> dict[str, float]:
+    """The funnel's counts summed over the days (`CampaignReport.daily_frame`), and its rates
+    over those sums (NaN where the denominator is 0)."""
     totals: dict[str, float] = {name: int(daily[name].sum()) for name in COUNT_COLUMNS}
     for rate, (numerator, denominator) in RATE_PARTS.items():
         whole = totals[denominator]
@@ -87,7 +86,7 @@ def campaign_totals(report: CampaignReport) -> dict[str, float]:
 
 def funnel_tables(report: CampaignReport) -> list[FigureTable]:
     daily = report.daily_frame()
-    totals = campaign_totals(report)
+    totals = campaign_totals(daily)
     days = daily["day"].dt.strftime("%Y-%m-%d").tolist()
     counts = pd.DataFrame({"Day": [*days, "Total"]})
     for name, label in COUNT_LABELS.items():

@@ -100,7 +100,6 @@ class SandboxIncomingWebhook(LoopbackSandbox):
         self.timeout_fault_seconds = timeout_fault_seconds
         self.on_post = on_post
         self._lock = threading.Lock()
-        self._arrived = threading.Condition(self._lock)
         self._faults: deque[_Fault] = deque()
         self._received: list[ReceivedPost] = []
         self._attempts = 0
@@ -125,23 +124,6 @@ class SandboxIncomingWebhook(LoopbackSandbox):
         """Every POST, accepted, refused or faulted."""
         with self._lock:
             return self._attempts
-
-    def wait_for(self, count: int, timeout: float = 10.0) -> bool:
-        """Block until at least `count` posts were accepted; False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._arrived:
-            while len(self._received) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._arrived.wait(left)
-            return True
-
-    def reset(self) -> None:
-        with self._lock:
-            self._faults.clear()
-            self._received.clear()
-            self._attempts = 0
 
     # -- request handling --------------------------------------------------------
 
@@ -179,9 +161,8 @@ class SandboxIncomingWebhook(LoopbackSandbox):
             return
         assert isinstance(payload, dict)
         post = ReceivedPost(urlsplit(h.path).path, text, payload, time.time())
-        with self._arrived:
+        with self._lock:
             self._received.append(post)
-            self._arrived.notify_all()
         if self.on_post is not None:
             self.on_post(post)
         self._send(h, 200, "ok")

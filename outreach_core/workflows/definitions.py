@@ -55,7 +55,9 @@ TEXT_FIELDS = frozenset({"contact", "first_name", "classification", "message", "
 # Steps that reach the contact: the follow-up guardrails apply to them.
 CONTACT_ACTIONS = frozenset({WorkflowAction.SEND_SMS, WorkflowAction.SEND_EMAIL})
 
-_NAME = r"^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$"
+# A workflow's name: letters, digits and single dashes (it is also an API path segment).
+NAME_PATTERN = r"^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$"
+NAME_MAX_LENGTH = 120
 
 
 class WorkflowFileError(ValueError):
@@ -211,7 +213,7 @@ class Trigger(BaseModel):
 class WorkflowDef(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: Annotated[str, Field(min_length=1, max_length=120, pattern=_NAME)]
+    name: Annotated[str, Field(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN)]
     description: Annotated[str, Field(max_length=1000)] | None = None
     # None: a new workflow is enabled; an existing one keeps its switch.
     enabled: bool | None = None

@@ -27,6 +27,7 @@ from outreach_core.db.states import (
 from outreach_core.db.tables import Campaign, InboxItem, Lead, Workflow, WorkflowExecution
 from outreach_core.guardrails.reasons import BlockReason
 from outreach_core.settings import get_settings
+from outreach_core.workflows.definitions import WorkflowDef, loaded
 
 
 class ExecutionNotFound(LookupError):
@@ -155,8 +156,6 @@ class ExecutionView:
 
 
 def _views(session: Session, where: list[object], limit: int) -> list[ExecutionView]:
-    from outreach_core.workflows.definitions import loaded
-
     rows = session.execute(
         select(WorkflowExecution, Workflow, InboxItem.classification, Lead.first_name)
         .join(
@@ -182,8 +181,11 @@ def _views(session: Session, where: list[object], limit: int) -> list[ExecutionV
         .limit(limit)
     ).all()
     views = []
+    definitions: dict[uuid.UUID, WorkflowDef] = {}
     for execution, workflow, classification, first_name in rows:
-        definition = loaded(workflow)
+        if workflow.id not in definitions:
+            definitions[workflow.id] = loaded(workflow)
+        definition = definitions[workflow.id]
         views.append(
             ExecutionView(
                 id=execution.id,

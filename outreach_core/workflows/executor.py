@@ -46,7 +46,6 @@ from outreach_core.db.tables import (
     Conversation,
     InboxItem,
     Lead,
-    PhoneFlagRow,
     Workflow,
     WorkflowExecution,
 )
@@ -54,6 +53,7 @@ from outreach_core.deliverables.email import SmtpConfig
 from outreach_core.guardrails.kill_switch import automation_paused
 from outreach_core.guardrails.quiet_hours import check_quiet_hours
 from outreach_core.guardrails.reasons import BlockReason
+from outreach_core.messaging.sender import phone_flags
 from outreach_core.notify.outbox import enqueue
 from outreach_core.ratelimit import PgRateLimiter, RateLimitReached
 from outreach_core.settings import get_settings
@@ -227,8 +227,7 @@ def _decide(
     ):
         return _Decision(_Verdict.SKIP, "workflow_changed: the step is no longer in the workflow")
     step = workflow.steps[execution.step]
-    facts = triggers.facts(session, team_id, execution.inbox_item_id)
-    assert facts is not None
+    facts = triggers.facts(session, team_id, execution.inbox_item_id, execution.contact_phone)
     if facts.campaign_status == CampaignStatus.CANCELLED:
         return _Decision(_Verdict.CANCEL, "campaign_cancelled")
     if facts.campaign_status == CampaignStatus.PAUSED:
@@ -252,7 +251,7 @@ def _guardrails(
     now: datetime,
 ) -> _Decision | None:
     phone = execution.contact_phone
-    flags = set(session.scalars(select(PhoneFlagRow.flag).where(PhoneFlagRow.phone == phone)))
+    flags = phone_flags(session, phone)
     if PhoneFlag.SUPPRESSED in flags:
         return _Decision(_Verdict.CANCEL, BlockReason.SUPPRESSED)
     if action is WorkflowAction.SEND_SMS:

@@ -28,7 +28,6 @@ class TeamTick:
     team_id: uuid.UUID
     created: int
     due: bool
-    defaults_installed: int = 0
 
 
 @dataclass
@@ -68,7 +67,8 @@ def tick(now: datetime) -> Tick:
 def evaluate_team(team_id: uuid.UUID, now: datetime, *, install_defaults: bool = True) -> TeamTick:
     """Schedule the team's executions whose triggers hold at `now`, in one transaction."""
     with tenant_session(team_id) as session:
-        installed = ensure_defaults(session, team_id) if install_defaults else 0
+        if install_defaults:
+            ensure_defaults(session, team_id)
         created = 0
         for row in session.scalars(
             select(Workflow).where(Workflow.enabled).order_by(Workflow.name)
@@ -83,4 +83,4 @@ def evaluate_team(team_id: uuid.UUID, now: datetime, *, install_defaults: bool =
         due = has_due(session, now)
     if created:
         log.info("team %s: %d workflow executions scheduled", team_id, created)
-    return TeamTick(team_id, created, due, installed)
+    return TeamTick(team_id, created, due)

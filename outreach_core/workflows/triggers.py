@@ -267,14 +267,9 @@ class Facts:
         return None
 
 
-def facts(session: Session, team_id: uuid.UUID, item_id: uuid.UUID) -> Facts | None:
-    """What holds for one item now (the executor reads it again before running a step)."""
-    contact = session.scalar(
-        text("SELECT contact_phone FROM inbox_items WHERE team_id = :t AND id = :i"),
-        {"t": team_id, "i": item_id},
-    )
-    if contact is None:
-        return None
+def facts(session: Session, team_id: uuid.UUID, item_id: uuid.UUID, contact: str) -> Facts:
+    """What holds for one item (of `contact`) now: the executor reads it again before running
+    a step."""
     columns = {**_columns(None), "latest": _LATEST}
     row = (
         session.execute(
