@@ -217,9 +217,13 @@ BUDGET_FITS = 4  # 3 x 0.0079 + 0.02 <= 0.05 < 4 x 0.0079 + 0.02
 def test_the_budget_is_never_overspent_and_the_campaign_pauses_itself(team, twilio) -> None:
     campaign_id = active_campaign(team.team_id, ny(6), budget=Decimal("0.05"))
     first = send_campaign(team.team_id, campaign_id, gateway(), "r", clock=in_ny)
-    # Two worst cases fit at first; the run stops for their prices instead of pausing.
-    assert first.sent == 2 and "waiting for the prices" in (first.stopped or "")
-    assert get_campaign(team.team_id, campaign_id).status is CampaignStatus.ACTIVE
+    # Two worst cases fit at first. Their holds never pause the campaign: the run goes on as
+    # prices come back (callbacks) or stops to wait for them; it pauses only once spend
+    # itself leaves no room for a worst case.
+    assert first.sent >= 2
+    if first.sent < BUDGET_FITS:
+        assert "waiting for the prices" in (first.stopped or "")
+        assert get_campaign(team.team_id, campaign_id).status is CampaignStatus.ACTIVE
     assert twilio.wait_idle(10)
     time.sleep(0.3)
     runs = [first, *send_until_stopped(team.team_id, campaign_id, twilio)]
