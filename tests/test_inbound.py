@@ -392,19 +392,20 @@ def test_a_reviewed_draft_is_sent_through_the_guardrails(team, inbox, client, tw
 
 
 def test_a_second_sender_never_resends_a_claimed_message(team, inbox, client, twilio) -> None:  # noqa: F811
-    """The review-approve route sends beside a replies run. While the run waits for its
-    number's next slot (1 a second) its second message is claimed but not yet sent: the
-    route must not take that claim for a dead run's and send the message too."""
+    """The review-approve route sends beside a replies run. While the run is sending, its
+    other messages are claimed but not yet sent: the route must not take those claims for a
+    dead run's and send them too. It stands aside; the run sends them."""
     with time_machine.travel(NIGHT_IN_NY, tick=True):
         inbox.sms("yes interested, what's next?")
         inbox.sms("and how much is it?")
         for review in client.get("/v1/reviews").json():
             assert client.post(f"/v1/reviews/{review['id']}/approve", json={}).status_code == 200
     morning = time_machine.travel(MORNING_IN_NY + timedelta(days=1), tick=True)
+    twilio.inject("slow:3")  # the first create is answered 3 s late: the run is mid-send
     with morning, ThreadPoolExecutor(1) as pool:
         run = pool.submit(send_replies, team.team_id, gateway(), "replies-run", clock=now)
         while twilio.requests.created_for(LEAD) == 0:
-            time.sleep(0.02)  # the run sent its first and waits to send its second
+            time.sleep(0.02)  # Twilio has the run's first message; its answer is on the way
         second = send_replies(team.team_id, gateway(), "api:approve", clock=now)
         assert run.result(timeout=30).sent == 2
     assert second.sent == 0 and second.stopped is not None
