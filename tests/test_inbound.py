@@ -62,7 +62,7 @@ from tests.test_sending import active_campaign, gateway, ny, twilio  # noqa: F40
 
 TOKEN = "inbound-test-token"
 # 15:00 UTC on a winter Thursday: 10:00 in New York. 03:00 UTC: 22:00 the evening before.
-MORNING_IN_NY = datetime(2026, 12, 3, 15, 0, tzinfo=UTC)
+MORNING_IN_NY = datetime(2027, 12, 3, 15, 0, tzinfo=UTC)
 NIGHT_IN_NY = datetime(2026, 12, 4, 3, 0, tzinfo=UTC)
 LEAD = "+12125550001"
 

@@ -62,7 +62,7 @@ from tests.test_enrolment import add_leads
 
 SENDER = "+12125559100"
 # 15:00 UTC on a winter Thursday: 10:00 in New York, 07:00 in Los Angeles.
-AFTERNOON_IN_NY = datetime(2026, 12, 3, 15, 0, tzinfo=UTC)
+AFTERNOON_IN_NY = datetime(2027, 12, 3, 15, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -135,7 +135,7 @@ def test_only_leads_inside_their_window_are_sent_the_rest_rescheduled(team, twil
         held = by_phone[phone]
         assert (held.status, held.block_reason) == (MessageStatus.PENDING, "quiet_hours")
         # 09:00 in Los Angeles.
-        assert held.not_before == datetime(2026, 12, 3, 17, 0, tzinfo=UTC)
+        assert held.not_before == datetime(2027, 12, 3, 17, 0, tzinfo=UTC)
     # Nothing more goes out until their window opens.
     assert send_campaign(team.team_id, campaign_id, gateway(), "run-2", clock=in_ny).sent == 0
 
@@ -409,7 +409,7 @@ s = get_settings()
 s.twilio_account_sid = SecretStr(sys.argv[3]); s.twilio_auth_token = SecretStr(sys.argv[4])
 s.twilio_base_url = sys.argv[5]; s.public_base_url = sys.argv[6]
 s.sms_per_number_per_second = 200.0
-now = datetime(2026, 12, 3, 15, 0, tzinfo=UTC)
+now = datetime(2027, 12, 3, 15, 0, tzinfo=UTC)
 send_campaign(uuid.UUID(sys.argv[1]), uuid.UUID(sys.argv[2]), TwilioGateway.from_settings(),
               "doomed-run", clock=lambda: now)
 """
