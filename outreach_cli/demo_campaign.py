@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import uvicorn
@@ -55,7 +55,11 @@ CALLBACK_WAIT_SECONDS = 30
 
 
 def demo_clock() -> datetime:
-    return datetime.now(UTC).replace(hour=15, minute=0, second=0, microsecond=0)
+    """15:00 UTC on or after now. It must not run behind the real clock: the database dates
+    each message's `not_before` now(), and a clock behind it would find nothing due."""
+    now = datetime.now(UTC)
+    at = now.replace(hour=15, minute=0, second=0, microsecond=0)
+    return at if at >= now else at + timedelta(days=1)
 
 
 def run_campaign(console: Console, team_id: uuid.UUID) -> None:
