@@ -1,7 +1,10 @@
 """Inbound webhook benchmark: signed Twilio SMS webhooks (`POST /webhooks/twilio/sms`) at a
 fixed concurrency against the real API, served as the README serves it (`uvicorn
 outreach_api.main:app --workers N`, a child process), then every request checked in
-PostgreSQL: stored once, processed, one inbox item, at most one answer.
+PostgreSQL: stored once, processed, one inbox item, at most one answer. At concurrency 32
+the workers are in a burst (more in flight than OUTREACH_WEBHOOK_INLINE_MAX_IN_FLIGHT):
+each webhook stores and classifies its message and answers, and the messages it queued are
+processed afterwards the way the replies run does, timed apart.
 
     .venv/bin/python bench/webhook.py [--requests 20000] [--concurrency 32] [--workers 2]
         [--leads 10000] [--warmup 500] [--unknown-share 0.1] [--ny-daytime] [--sms-cap USD]
@@ -750,6 +753,7 @@ def bench(args: argparse.Namespace, setup: Setup) -> None:
             shim.rmdir()
     gc.unfreeze()
 
+    queued, drain_s = drain(setup.team_id, SEND_CLOCK if shim else None)
     db = stored(setup.team_id)
     sent_sids = {hook.sid for hook in hooks}
     missing, foreign = len(sent_sids - db.sids), len(db.sids - sent_sids)
@@ -824,6 +828,11 @@ def bench(args: argparse.Namespace, setup: Setup) -> None:
         f"{db.answers}; {db.answered_twice} inbound messages answered twice"
     )
     print(f"reviews (queued for a person) by reason: {db.reviews}")
+    print(
+        f"queued by the webhook in the burst, processed afterwards as the replies run does "
+        f"(process_pending, one process): {queued:,} in {drain_s:.1f} s"
+        + (f" ({queued / drain_s:,.0f}/s)" if queued else "")
+    )
     if db.failures:
         print(f"processing failures: {db.failures}")
     print(f"New York time for the API's quiet hours: {ny_now:%Y-%m-%d %H:%M %a}")
@@ -862,6 +871,8 @@ def bench(args: argparse.Namespace, setup: Setup) -> None:
         "reviews": sum(db.reviews.values()),
         "opt_outs": db.handling.get("opt_out", 0),
         "suppressed": db.handling.get("suppressed", 0),
+        "queued": queued,
+        "queued_processed_per_s": round(queued / drain_s, 1) if queued else None,
         "api_cpu_ms_per_request": round(api_total * 1000 / n, 2),
         "pg_cpu_ms_per_request": finite(pg_cpu * 1000 / n, 2),
         "generator_cpu_us_per_request": round(generator_cpu * 1e6 / n),
@@ -880,6 +891,26 @@ def bench(args: argparse.Namespace, setup: Setup) -> None:
         "target_met": target_met,
     }
     print(json.dumps(figures))
+
+
+def drain(team_id: uuid.UUID, clock: datetime | None) -> tuple[int, float]:
+    """Process what the webhook queued during the burst, as the replies run would (on the
+    API's clock); how many were queued, and the seconds it took."""
+    import time_machine
+
+    from outreach_core.inbox.retry import process_pending
+
+    queued = int(
+        scalar(
+            "SELECT count(*) FROM inbound_messages WHERE team_id = :t AND status = 'queued'",
+            t=team_id,
+        )
+    )
+    started = time.perf_counter()
+    with time_machine.travel(clock, tick=True) if clock else contextlib.nullcontext():
+        while process_pending(team_id, log_progress=lambda _: None):
+            pass
+    return queued, time.perf_counter() - started
 
 
 # ------------------------------------------------------------------------- profile
@@ -1043,10 +1074,10 @@ def install_phases(clock: PhaseClock) -> None:
 
     clock.wrap(webhooks, "signed_form", "signed_form: form parsing + signature")
     clock.wrap(RequestValidator, "validate", "  RequestValidator.validate (2 HMAC-SHA1)")
-    clock.wrap(webhooks, "receive", "receive(): route, store, process")
-    clock.wrap(processing, "route_number", "  route_number (transaction 1)")
-    clock.wrap(processing, "store", "  store (transaction 2)")
-    clock.wrap(processing, "process", "  process (transaction 3)")
+    clock.wrap(webhooks, "receive", "receive(): store, then process or queue")
+    clock.wrap(processing, "store", "  store (route + insert, one statement)")
+    clock.wrap(processing, "queue", "  queue (classify, one statement)")
+    clock.wrap(processing, "process", "  process (one transaction)")
     clock.wrap(processing._Context, "load", "    _Context.load (team, lead, flags, ...)")
     clock.wrap(processing, "_handle", "    _handle")
     clock.wrap(processing, "keyword_intent", "      keyword_intent")

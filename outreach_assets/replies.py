@@ -1,7 +1,8 @@
 """Replies on Dagster: a sensor launches, per team with work, one run that processes inbound
-messages whose webhook failed (or died) again, sends the replies due in the outbox (approved
-drafts, answers decided after the webhook returned, rescheduled ones) and emails pending
-deliverables. Decisions are core's; this schedules and reports."""
+messages the webhook queued during a burst or whose processing failed (or died), sends the
+replies due in the outbox (approved drafts, answers decided after the webhook returned,
+rescheduled ones) and emails pending deliverables. Decisions are core's; this schedules
+and reports."""
 
 # No `from __future__ import annotations`: Dagster reads the op's config annotation at runtime.
 
@@ -42,7 +43,7 @@ class RepliesConfig(dg.Config):
     team_id: str
 
 
-@dg.op(description="Process failed inbound messages again, send due replies, email deliverables.")
+@dg.op(description="Process queued or failed inbound messages, send replies, email deliverables.")
 def replies_op(
     context: dg.OpExecutionContext,
     config: RepliesConfig,
@@ -50,11 +51,11 @@ def replies_op(
     smtp: SmtpResource,
 ) -> None:
     team_id = uuid.UUID(config.team_id)
-    processed = process_pending(team_id)
+    processed = process_pending(team_id, log_progress=context.log.info)
     sent = send_replies(team_id, twilio.gateway(), context.run_id, log_progress=context.log.info)
     emailed = send_pending_deliverables(team_id, smtp.config())
     context.log.info(
-        f"inbound processed again {processed}; replies sent {sent.sent}, blocked "
+        f"inbound processed {processed}; replies sent {sent.sent}, blocked "
         f"{sent.blocked}, rescheduled {sent.rescheduled}; deliverables sent {emailed.sent}, "
         f"failed {emailed.failed}, retrying {emailed.retrying}"
     )

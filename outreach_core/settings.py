@@ -85,6 +85,15 @@ class Settings(BaseSettings):
     # mid-processing) is processed again by the replies sensor, at most this many times.
     inbound_retry_after_seconds: float = Field(default=60, ge=1)
     inbound_max_attempts: int = Field(default=5, ge=1)
+    # Inbound SMS webhooks one API worker processes whole while Twilio waits (answering a
+    # confident reply with TwiML). Past this many in flight on a worker (a burst), a webhook
+    # stores and classifies the message (suppressing an opt-out at once), answers
+    # empty, and leaves the rest to the replies run, whose answers go out through the outbox.
+    # 0: always the latter.
+    webhook_inline_max_in_flight: int = Field(default=4, ge=0)
+    # Inbound messages one replies run processes before it sends what is due; the next
+    # run takes the rest, so a burst's backlog never holds answers back for long.
+    inbound_batch: int = Field(default=500, ge=1)
     # An OpenAI-compatible chat-completions endpoint drafting replies; unset: templates only.
     llm_base_url: str | None = None
     llm_api_key: SecretStr | None = None

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from outreach_core.db.engine import tenant_session
 from outreach_core.db.states import CampaignType, Channel, CostCategory, MessageStatus
 from outreach_core.db.tables import CostLedger, Lead, Message, SendingNumber
-from outreach_core.inbox.processing import Inbound, Route, process, store
+from outreach_core.inbox.processing import Inbound, process, store
 from outreach_core.leads.ids import reserve_lead_ids
 from outreach_core.leads.scoring import base_score
 from outreach_core.messaging.campaigns import NewCampaign, create_campaign
@@ -124,9 +124,9 @@ def seed_campaign(name: str, outcomes: tuple = OUTCOMES) -> Seeded:
         if answer is None or day is None:
             continue
         inbound = Inbound(f"SM{uuid.uuid4().hex}", Channel.SMS, phone, number, answer)
-        inbound_id = store(Route(team_id, number_id), inbound)
-        assert inbound_id is not None
-        process(team_id, inbound_id, inline=True, now=day)
+        stored = store(inbound)
+        assert stored is not None and stored.inbound_id is not None
+        process(team_id, stored.inbound_id, inline=True, now=day)
     return Seeded(team, campaign_id, name)
 
 

@@ -46,7 +46,7 @@ from outreach_core.db.tables import (
     Workflow,
     WorkflowExecution,
 )
-from outreach_core.inbox.processing import Inbound, Route, process, store
+from outreach_core.inbox.processing import Inbound, process, store
 from outreach_core.leads.ids import reserve_lead_ids
 from outreach_core.leads.scoring import base_score
 from outreach_core.messaging.campaigns import NewCampaign, create_campaign
@@ -175,12 +175,9 @@ def seed(outcomes: tuple[Any, ...] = OUTCOMES, *, extras: bool = True) -> Seeded
         if answer is None or day is None:
             continue
         channel, body = (Channel.VOICE, "") if answer == CALL else (Channel.SMS, answer)
-        inbound_id = store(
-            Route(team_id, number_id),
-            Inbound(f"SM{uuid.uuid4().hex}", channel, phone, number, body),
-        )
-        assert inbound_id is not None
-        process(team_id, inbound_id, inline=True, now=day + timedelta(hours=1))
+        stored = store(Inbound(f"SM{uuid.uuid4().hex}", channel, phone, number, body))
+        assert stored is not None and stored.inbound_id is not None
+        process(team_id, stored.inbound_id, inline=True, now=day + timedelta(hours=1))
     if extras:
         _follow_up(team_id, lead_ids[0])
         _enrichment(team_id, lead_ids[:2])

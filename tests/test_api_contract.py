@@ -17,7 +17,7 @@ from outreach_api.main import create_app
 from outreach_core.db.engine import tenant_session
 from outreach_core.db.states import CampaignStatus, CampaignType, Channel, ReviewStatus
 from outreach_core.db.tables import SendingNumber
-from outreach_core.inbox.processing import Inbound, Route, process, store
+from outreach_core.inbox.processing import Inbound, process, store
 from outreach_core.inbox.queries import list_reviews, reject_review
 from outreach_core.messaging.campaigns import NewCampaign, create_campaign, transition
 from outreach_core.messaging.enrolment import LeadSelection
@@ -80,13 +80,11 @@ def decided_review(team: Any) -> dict[str, str]:
     """A reply that came in at night (so it waits as a review), then rejected."""
     number = fresh_sending_number()
     with tenant_session(team.team_id) as session:
-        number_id = uuid.uuid4()
-        session.add(SendingNumber(team_id=team.team_id, id=number_id, phone_number=number))
-    route = Route(team.team_id, number_id)
+        session.add(SendingNumber(team_id=team.team_id, id=uuid.uuid4(), phone_number=number))
     inbound = Inbound(f"SM{uuid.uuid4().hex}", Channel.SMS, "+12125550123", number, "interested!")
-    inbound_id = store(route, inbound)
-    assert inbound_id is not None
-    process(team.team_id, inbound_id, inline=True, now=datetime(2026, 12, 4, 3, tzinfo=UTC))
+    stored = store(inbound)
+    assert stored is not None and stored.inbound_id is not None
+    process(team.team_id, stored.inbound_id, inline=True, now=datetime(2026, 12, 4, 3, tzinfo=UTC))
     (review,) = list_reviews(team.team_id, ReviewStatus.PENDING, 10)
     reject_review(team.team_id, review.id, "test")
     return {"review_id": str(review.id)}
@@ -100,13 +98,12 @@ def pending_execution(team: Any) -> dict[str, str]:
 
     number = fresh_sending_number()
     with tenant_session(team.team_id) as session:
-        number_id = uuid.uuid4()
-        session.add(SendingNumber(team_id=team.team_id, id=number_id, phone_number=number))
+        session.add(SendingNumber(team_id=team.team_id, id=uuid.uuid4(), phone_number=number))
     now = datetime.now(UTC)
     inbound = Inbound(f"SM{uuid.uuid4().hex}", Channel.SMS, "+12125550124", number, "how much?")
-    inbound_id = store(Route(team.team_id, number_id), inbound)
-    assert inbound_id is not None
-    process(team.team_id, inbound_id, inline=True, now=now)
+    stored = store(inbound)
+    assert stored is not None and stored.inbound_id is not None
+    process(team.team_id, stored.inbound_id, inline=True, now=now)
     evaluate_team(team.team_id, now)
     (execution,) = list_executions(team.team_id)
     return {"execution_id": str(execution.id)}

@@ -324,6 +324,103 @@ def test_a_processing_failure_keeps_the_message_and_the_retry_answers_it(
     assert twilio.requests.created_for(LEAD) == 1
 
 
+# ------------------------------------------------------------------------ in a burst
+
+
+@pytest.fixture
+def burst(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Every webhook finds its worker in a burst: stored and classified, then queued."""
+    monkeypatch.setattr(get_settings(), "webhook_inline_max_in_flight", 0)
+
+
+@time_machine.travel(MORNING_IN_NY, tick=True)
+def test_in_a_burst_a_reply_is_classified_at_once_and_answered_by_the_replies_run(
+    team,
+    inbox,
+    burst,
+    twilio,  # noqa: F811
+) -> None:
+    for _ in range(2):  # the second time the webhook already knows the number's client
+        assert twiml_message(inbox.sms("Yes I'm interested, tell me more")) is None
+    stored = rows(team.team_id, InboundMessage)
+    assert [(m.status, m.classification) for m in stored] == [
+        (InboundStatus.QUEUED, "interested")
+    ] * 2
+    assert all(m.confidence and m.confidence >= 70 for m in stored)
+    assert rows(team.team_id, InboxItem) == []  # the rest waits for the replies run
+
+    assert process_pending(team.team_id) == 2
+    assert {m.status for m in rows(team.team_id, InboundMessage)} == {InboundStatus.PROCESSED}
+    assert [i.classification for i in rows(team.team_id, InboxItem)] == ["interested"] * 2
+    replies = rows(team.team_id, Message, Message.kind == MessageKind.AUTO_REPLY)
+    assert len(replies) == 2 and {r.status for r in replies} == {MessageStatus.PENDING}
+    assert send_replies(team.team_id, gateway(), "replies-1", clock=now).sent == 2
+    assert twilio.requests.created_for(LEAD) == 2
+    assert process_pending(team.team_id) == 0
+
+
+@time_machine.travel(MORNING_IN_NY, tick=True)
+def test_a_stop_in_a_burst_blocks_sends_at_once_and_is_confirmed_once(
+    team,
+    inbox,
+    burst,
+    twilio,  # noqa: F811
+) -> None:
+    assert twiml_message(inbox.sms("Stop texting me")) is None
+    assert twiml_message(inbox.sms("STOP")) is None
+    (flag,) = rows(team.team_id, PhoneFlagRow, PhoneFlagRow.phone == LEAD)
+    assert flag.flag is PhoneFlag.SUPPRESSED and "Stop texting me" in flag.reason
+    # Suppressed before the replies run processed anything: the campaign's text is blocked.
+    assert inbox.campaign_id is not None
+    stats = send_campaign(team.team_id, inbox.campaign_id, gateway(), "r1", clock=now)
+    assert stats.blocked == {"suppressed": 1} and twilio.requests.created_for(LEAD) == 0
+
+    assert process_pending(team.team_id) == 2
+    items = rows(team.team_id, InboxItem)
+    assert [(i.classification, i.handling) for i in items] == [("opt-out", "opt_out")] * 2
+    assert [e.action for e in rows(team.team_id, PhoneFlagEvent)] == [FlagAction.ADDED]
+    (confirmation,) = rows(team.team_id, Message, Message.kind == MessageKind.SERVICE)
+    assert confirmation.status is MessageStatus.PENDING and "http" not in confirmation.body
+    assert send_replies(team.team_id, gateway(), "replies-1", clock=now).sent == 1
+    assert twilio.requests.created_for(LEAD) == 1  # the confirmation, and nothing else
+
+
+@time_machine.travel(MORNING_IN_NY, tick=True)
+def test_webhooks_at_once_are_each_stored_processed_and_answered_once(
+    team,
+    inbox,
+    twilio,  # noqa: F811
+    monkeypatch,
+) -> None:
+    # One in flight at a time is answered whole; any overlap is queued.
+    monkeypatch.setattr(get_settings(), "webhook_inline_max_in_flight", 1)
+    phones = [f"+1212555{n:04d}" for n in range(1, 4)] + [f"+1646555{n:04d}" for n in range(20)]
+    bodies = ["Yes interested", "STOP", "how much does it cost?", "no thanks"]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(
+                lambda n: twiml_message(inbox.sms(bodies[n % 4], from_=phones[n])),
+                range(len(phones)),
+            )
+        )
+    stored = rows(team.team_id, InboundMessage)
+    assert len(stored) == len(phones)
+    queued = [m for m in stored if m.status is InboundStatus.QUEUED]
+    assert process_pending(team.team_id) == len(queued)
+    assert {m.status for m in rows(team.team_id, InboundMessage)} == {InboundStatus.PROCESSED}
+    items = rows(team.team_id, InboxItem)
+    assert sorted(i.inbound_id for i in items) == sorted(m.id for m in stored)
+    outbound = rows(team.team_id, Message, Message.reply_to.is_not(None))
+    assert len({m.reply_to for m in outbound}) == len(outbound)  # at most one answer each
+    # Every answer given as TwiML is recorded sent; the queued ones wait in the outbox.
+    assert sum(a is not None for a in answers) == sum(
+        m.status is MessageStatus.SENT for m in outbound
+    )
+    waiting = sum(m.status is MessageStatus.PENDING for m in outbound)
+    assert send_replies(team.team_id, gateway(), "replies-1", clock=now).sent == waiting
+    assert sum(twilio.requests.created_for(phone) for phone in phones) == waiting
+
+
 # ------------------------------------------------------------------ working the inbox
 
 

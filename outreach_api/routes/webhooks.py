@@ -74,19 +74,41 @@ def _twiml(document: object) -> Response:
     return Response(content=str(document), media_type="application/xml")
 
 
+class InFlight:
+    """Inbound SMS webhooks this worker is handling now. Only the event loop's thread
+    counts, so a plain integer is enough."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __enter__(self) -> int:
+        self.count += 1
+        return self.count
+
+    def __exit__(self, *_: object) -> None:
+        self.count -= 1
+
+
+SMS_IN_FLIGHT = InFlight()
+
+
 @router.post(SMS_PATH)
 async def inbound_sms(request: Request) -> Response:
-    """An SMS to one of our numbers: stored, classified, answered (TwiML) or queued."""
-    form = await signed_form(request)
-    inbound = Inbound(
-        sid=_required(form, "MessageSid", "SmsSid")[:64],
-        channel=Channel.SMS,
-        from_phone=_required(form, "From")[:20],
-        to_phone=_required(form, "To")[:20],
-        body=form.get("Body", "")[:MAX_BODY],
-        opt_out_type=(form.get("OptOutType") or None),
-    )
-    outcome = await run_in_threadpool(receive, inbound)
+    """An SMS to one of our numbers: stored, classified, answered (TwiML) or queued. In a
+    burst (more in flight on this worker than OUTREACH_WEBHOOK_INLINE_MAX_IN_FLIGHT) it is
+    stored and classified only, and the replies run does the rest."""
+    with SMS_IN_FLIGHT as in_flight:
+        form = await signed_form(request)
+        inbound = Inbound(
+            sid=_required(form, "MessageSid", "SmsSid")[:64],
+            channel=Channel.SMS,
+            from_phone=_required(form, "From")[:20],
+            to_phone=_required(form, "To")[:20],
+            body=form.get("Body", "")[:MAX_BODY],
+            opt_out_type=(form.get("OptOutType") or None),
+        )
+        defer = in_flight > get_settings().webhook_inline_max_in_flight
+        outcome = await run_in_threadpool(receive, inbound, defer=defer)
     log.info("inbound sms %s: %s", inbound.sid, outcome.handling)
     answer = MessagingResponse()
     if outcome.reply is not None:

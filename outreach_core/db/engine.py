@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
@@ -85,6 +85,10 @@ def ensure_database(url: URL) -> None:
         maintenance.dispose()
 
 
+# Connections an API worker keeps for the webhook's one-statement transactions.
+AUTOCOMMIT_POOL_SIZE = 20
+
+
 @cache
 def app_engine() -> Engine:
     return create_engine(app_url(), pool_pre_ping=True, pool_size=5, max_overflow=5)
@@ -107,6 +111,27 @@ def tenant_session(team_id: uuid.UUID, engine: Engine | None = None) -> Iterator
     with Session(engine or app_engine(), expire_on_commit=False) as session, session.begin():
         set_tenant(session, team_id)
         yield session
+
+
+@cache
+def autocommit_engine() -> Engine:
+    # Sized for a burst of webhooks on one worker: a smaller pool would open and close an
+    # overflow connection per request.
+    return create_engine(
+        app_url(),
+        isolation_level="AUTOCOMMIT",
+        pool_pre_ping=True,
+        pool_size=AUTOCOMMIT_POOL_SIZE,
+        max_overflow=AUTOCOMMIT_POOL_SIZE,
+    )
+
+
+@contextmanager
+def autocommit_connection() -> Iterator[Connection]:
+    """A connection whose every statement commits by itself: no BEGIN or COMMIT round trips.
+    For the migrations' functions that scope themselves to one team (the webhook's)."""
+    with autocommit_engine().connect() as conn:
+        yield conn
 
 
 @contextmanager

@@ -204,9 +204,11 @@ class Channel(StrEnum):
 
 class InboundStatus(StrEnum):
     """received (committed before anything else) -> processed | processing_failed (a
-    sensor retries it)."""
+    sensor retries it); during a burst received -> queued (classified at the webhook,
+    processed by the replies run) -> processed | processing_failed."""
 
     RECEIVED = "received"
+    QUEUED = "queued"
     PROCESSED = "processed"
     PROCESSING_FAILED = "processing_failed"
 

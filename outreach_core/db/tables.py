@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -700,6 +701,7 @@ class InboundMessage(Base):
         UniqueConstraint("provider_sid"),
         CheckConstraint(sql_in("channel", Channel), name="channel"),
         CheckConstraint(sql_in("status", InboundStatus), name="status"),
+        CheckConstraint(sql_in("classification", ReplyClass), name="classification"),
         Index("ix_inbound_messages_from", "team_id", "from_phone", "received_at"),
         Index(
             "ix_inbound_messages_unprocessed",
@@ -722,6 +724,9 @@ class InboundMessage(Base):
     status: Mapped[InboundStatus] = mapped_column(
         _state(InboundStatus, 20), server_default=InboundStatus.RECEIVED.value
     )
+    # Set by the webhook when it leaves processing to the replies run (`queued`).
+    classification: Mapped[ReplyClass | None] = mapped_column(_state(ReplyClass, 40))
+    confidence: Mapped[int | None] = mapped_column(SmallInteger)
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = _now()

@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from outreach_core.costs import budget
-from outreach_core.db.engine import system_session, tenant_session
+from outreach_core.db.engine import autocommit_connection, tenant_session
 from outreach_core.db.states import (
     Channel,
     CostCategory,
@@ -95,6 +95,7 @@ class Handling:
     HELP = "help"
     CALL = "call"
     SUPPRESSED = "suppressed"  # an opted-out contact wrote again: kept, never answered
+    QUEUED = "queued"  # a burst: classified at the webhook, processed by the replies run
 
 
 @dataclass(frozen=True)
@@ -119,78 +120,147 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class Route:
+class Stored:
+    """An inbound message as the webhook stored it; `inbound_id` None: stored already."""
+
     team_id: uuid.UUID
     number_id: uuid.UUID
+    client: str
+    inbound_id: uuid.UUID | None
+    queued: bool = False
 
 
-# Routes of numbers seen by this process (see route_number), at most this many.
-MAX_ROUTES = 100_000
-_ROUTES: dict[str, Route] = {}
+@dataclass(frozen=True)
+class Classified:
+    """What the webhook makes of an SMS it queues: the class for `client`'s rules."""
+
+    client: str
+    classification: ReplyClass
+    confidence: int
+    opt_out: bool
 
 
-def route_number(to_phone: str) -> Route | None:
-    """The team (and its number) a message to `to_phone` is for; None: no team's number.
-    Found routes are kept per process: a number never moves to another team (it is unique
-    across teams and deleted with its team), so a kept route cannot go wrong; an unknown
-    number is looked up every time (it may be bought any moment)."""
-    route = _ROUTES.get(to_phone)
-    if route is not None:
-        return route
-    with system_session() as session:
-        row = session.execute(
-            text("SELECT team_id, number_id FROM outreach_number_team(:p)"), {"p": to_phone}
-        ).first()
-    if row is None:
-        return None
-    if len(_ROUTES) >= MAX_ROUTES:
-        _ROUTES.clear()
-    route = _ROUTES[to_phone] = Route(row.team_id, row.number_id)
-    return route
+# The client of each number this process has seen, at most this many: only a guess, which
+# the database checks (a team may change its client), so a message is classified and stored
+# in one round trip.
+MAX_NUMBERS = 100_000
+_CLIENT_OF_NUMBER: dict[str, str] = {}
 
 
 def receive(
     inbound: Inbound,
     *,
+    defer: bool = False,
     now: datetime | None = None,
     llm: LlmDrafter | None = None,
 ) -> Outcome:
-    """Route, store (committed), then process; never raises for a processing failure."""
-    route = route_number(inbound.to_phone)
-    if route is None:
+    """Route and store (committed), then process; never raises for a processing failure.
+    `defer` (a burst): classify and queue an SMS for the replies run instead of processing
+    it here; the webhook then answers nothing itself."""
+    defer = defer and inbound.channel is Channel.SMS
+    guess = _CLIENT_OF_NUMBER.get(inbound.to_phone) if defer else None
+    stored = store(inbound, classify_inbound(inbound, guess) if guess else None)
+    if stored is None:
         # Answered, stored nowhere a team can see: the number is nobody's here.
         log.warning("inbound %s to %s: not a number of any team", inbound.sid, inbound.to_phone)
         return Outcome("unknown_number")
-    inbound_id = store(route, inbound)
-    if inbound_id is None:
-        return Outcome("duplicate", team_id=route.team_id)
+    if len(_CLIENT_OF_NUMBER) >= MAX_NUMBERS:
+        _CLIENT_OF_NUMBER.clear()
+    _CLIENT_OF_NUMBER[inbound.to_phone] = stored.client
+    if stored.inbound_id is None:
+        return Outcome("duplicate", team_id=stored.team_id)
+    if stored.queued:
+        return Outcome(Handling.QUEUED, stored.inbound_id, stored.team_id)
+    if defer:
+        queue(stored, inbound, classify_inbound(inbound, stored.client))
+        return Outcome(Handling.QUEUED, stored.inbound_id, stored.team_id)
     try:
-        return process(route.team_id, inbound_id, inline=True, now=now, llm=llm)
+        return process(stored.team_id, stored.inbound_id, inline=True, now=now, llm=llm)
     except Exception as exc:  # noqa: BLE001 - any failure: kept, retried by the sensor
-        log.exception("inbound %s: processing failed", inbound_id)
-        mark_failed(route.team_id, inbound_id, exc)
-        return Outcome("processing_failed", inbound_id, route.team_id)
+        log.exception("inbound %s: processing failed", stored.inbound_id)
+        mark_failed(stored.team_id, stored.inbound_id, exc)
+        return Outcome("processing_failed", stored.inbound_id, stored.team_id)
 
 
-def store(route: Route, inbound: Inbound) -> uuid.UUID | None:
-    """Commit the message before anything else; None when its SID is stored already."""
-    with tenant_session(route.team_id) as session:
-        return session.scalar(
-            insert(InboundMessage)
-            .values(
-                team_id=route.team_id,
-                id=uuid.uuid4(),
-                provider_sid=inbound.sid,
-                channel=inbound.channel,
-                from_phone=inbound.from_phone,
-                to_phone=inbound.to_phone,
-                body=inbound.body,
-                opt_out_type=inbound.opt_out_type,
-                sending_number_id=route.number_id,
-            )
-            .on_conflict_do_nothing(index_elements=["provider_sid"])
-            .returning(InboundMessage.id)
+def classify_inbound(inbound: Inbound, client: str) -> Classified:
+    """The class of an SMS by `client`'s rules; a STOP keyword makes any text an opt-out."""
+    keyword = keyword_intent(inbound.body, inbound.opt_out_type)
+    result = classify(inbound.body, client, opt_out_type=inbound.opt_out_type)
+    opt_out = keyword is KeywordIntent.OPT_OUT or result.id is ReplyClass.OPT_OUT
+    return Classified(
+        client, ReplyClass.OPT_OUT if opt_out else result.id, result.confidence, opt_out
+    )
+
+
+def store(inbound: Inbound, classified: Classified | None = None) -> Stored | None:
+    """Route by the `To` number and commit the message before anything else, in one round
+    trip; `classified` for the number's team's client: queued too. None: the number is no
+    team's."""
+    inbound_id = uuid.uuid4()
+    with autocommit_connection() as conn:
+        row = conn.execute(
+            text(
+                "SELECT team_id, number_id, client, inbound_id, queued FROM outreach_store_inbound("
+                ":id, :sid, :channel, :from_, :to, :body, :opt_out_type, :client, :class,"
+                " CAST(:confidence AS smallint), :reason, :source)"
+            ),
+            {
+                "id": inbound_id,
+                "sid": inbound.sid,
+                "channel": str(inbound.channel),
+                "from_": inbound.from_phone,
+                "to": inbound.to_phone,
+                "body": inbound.body,
+                "opt_out_type": inbound.opt_out_type,
+                **_queue_params(inbound, inbound_id, classified),
+            },
+        ).first()
+    if row is None:
+        return None
+    return Stored(row.team_id, row.number_id, row.client, row.inbound_id, row.queued)
+
+
+def queue(stored: Stored, inbound: Inbound, classified: Classified) -> None:
+    """Leave a stored message `queued` for the replies run with its class. An opt-out
+    suppresses the phone now: no send may slip out before the run processes it (which
+    then records the opt-out and queues its one confirmation)."""
+    assert stored.inbound_id is not None
+    with autocommit_connection() as conn:
+        conn.execute(
+            text(
+                "SELECT outreach_queue_inbound(:team, :id, :class, CAST(:confidence AS smallint),"
+                " :phone, :reason, :source)"
+            ),
+            {
+                "team": stored.team_id,
+                "id": stored.inbound_id,
+                "phone": inbound.from_phone,
+                **_queue_params(inbound, stored.inbound_id, classified),
+            },
         )
+
+
+def _queue_params(
+    inbound: Inbound, inbound_id: uuid.UUID, classified: Classified | None
+) -> dict[str, object]:
+    if classified is None:
+        return dict.fromkeys(("client", "class", "confidence", "reason", "source"))
+    return {
+        "client": classified.client,
+        "class": str(classified.classification),
+        "confidence": classified.confidence,
+        "reason": _opt_out_reason(inbound.body) if classified.opt_out else None,
+        "source": _source(inbound_id, inbound.sid),
+    }
+
+
+def _opt_out_reason(body: str) -> str:
+    return f"opted out by reply: {body[:200]!r}"
+
+
+def _source(inbound_id: uuid.UUID, sid: str) -> str:
+    """What a phone flag set by an inbound message names as its source."""
+    return f"inbound {inbound_id} ({sid})"
 
 
 def mark_failed(team_id: uuid.UUID, inbound_id: uuid.UUID, exc: BaseException) -> None:
@@ -324,7 +394,7 @@ def _handle(session: Session, ctx: _Context, *, inline: bool, llm: LlmDrafter | 
         return Outcome(Handling.CALL, inbound.id, ctx.team.id, forward_to=ctx.team.voice_forward_to)
     keyword = keyword_intent(inbound.body, inbound.opt_out_type)
     result = classify(inbound.body, ctx.team.client, opt_out_type=inbound.opt_out_type)
-    suppressed = PhoneFlag.SUPPRESSED in ctx.flags
+    suppressed = _suppressed_before(session, ctx)
     if keyword is KeywordIntent.OPT_OUT or result.id is ReplyClass.OPT_OUT:
         return _opt_out(session, ctx, result, inline=inline, already=suppressed)
     if keyword is KeywordIntent.OPT_IN and suppressed:
@@ -347,6 +417,21 @@ def _handle(session: Session, ctx: _Context, *, inline: bool, llm: LlmDrafter | 
     item.handling = Handling.AUTO_REPLY
     kind = MessageKind.AUTO_REPLY
     return _answer(session, ctx, draft.text, kind, Handling.AUTO_REPLY, inline=inline)
+
+
+def _suppressed_before(session: Session, ctx: _Context) -> bool:
+    """Whether the phone was suppressed before this message: an opt-out queued during a
+    burst suppressed it at the webhook, and still gets recorded and confirmed here."""
+    if PhoneFlag.SUPPRESSED not in ctx.flags:
+        return False
+    source = session.scalar(
+        select(PhoneFlagRow.source).where(
+            PhoneFlagRow.team_id == ctx.team.id,
+            PhoneFlagRow.phone == ctx.phone,
+            PhoneFlagRow.flag == PhoneFlag.SUPPRESSED,
+        )
+    )
+    return source != _source(ctx.inbound.id, ctx.inbound.provider_sid)
 
 
 # --------------------------------------------------------------------- inbox, history
@@ -488,14 +573,14 @@ def _opt_out(
     _record(session, ctx, result, Handling.OPT_OUT)
     if already:
         return Outcome(Handling.OPT_OUT, ctx.inbound.id, ctx.team.id)
-    source = f"inbound {ctx.inbound.id} ({ctx.inbound.provider_sid})"
+    source = _source(ctx.inbound.id, ctx.inbound.provider_sid)
     session.execute(
         insert(PhoneFlagRow)
         .values(
             team_id=ctx.team.id,
             phone=ctx.phone,
             flag=PhoneFlag.SUPPRESSED,
-            reason=f"opted out by reply: {ctx.inbound.body[:200]!r}",
+            reason=_opt_out_reason(ctx.inbound.body),
             source=source,
             created_at=ctx.now,
         )
@@ -510,7 +595,7 @@ def _opt_out(
 
 def _opt_in(session: Session, ctx: _Context, result: Classification, *, inline: bool) -> Outcome:
     _record(session, ctx, result, Handling.OPT_IN)
-    source = f"inbound {ctx.inbound.id} ({ctx.inbound.provider_sid})"
+    source = _source(ctx.inbound.id, ctx.inbound.provider_sid)
     session.execute(
         PhoneFlagRow.__table__.delete().where(
             PhoneFlagRow.team_id == ctx.team.id,

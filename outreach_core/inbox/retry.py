@@ -1,10 +1,12 @@
-"""Inbound messages whose processing failed (or whose webhook died mid-way) are processed
-again, at most `inbound_max_attempts` times; their answers go through the outbox."""
+"""Inbound messages the webhook queued during a burst, and those whose processing failed
+(or whose webhook died mid-way), are processed here, the latter at most
+`inbound_max_attempts` times; their answers go through the outbox."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select
@@ -17,6 +19,9 @@ from outreach_core.settings import get_settings
 
 log = logging.getLogger(__name__)
 
+# Messages between two progress lines of a replies run.
+PROGRESS_EVERY = 100
+
 
 def pending_inbound(team_id: uuid.UUID, now: datetime) -> list[uuid.UUID]:
     settings = get_settings()
@@ -28,22 +33,34 @@ def pending_inbound(team_id: uuid.UUID, now: datetime) -> list[uuid.UUID]:
                 .where(InboundMessage.attempts < settings.inbound_max_attempts)
                 .where(
                     or_(
-                        InboundMessage.status == InboundStatus.PROCESSING_FAILED,
+                        InboundMessage.status.in_(
+                            [InboundStatus.QUEUED, InboundStatus.PROCESSING_FAILED]
+                        ),
                         (InboundMessage.status == InboundStatus.RECEIVED)
                         & (InboundMessage.received_at < stale),
                     )
                 )
                 .order_by(InboundMessage.received_at)
+                .limit(settings.inbound_batch)
             )
         )
 
 
-def process_pending(team_id: uuid.UUID, *, now: datetime | None = None) -> int:
-    """Process the team's failed or stuck inbound messages again; returns how many now are
-    processed. One failing again is recorded and left for the next try."""
+def process_pending(
+    team_id: uuid.UUID,
+    *,
+    now: datetime | None = None,
+    log_progress: Callable[[str], None] = log.info,
+) -> int:
+    """Process the team's queued, failed or stuck inbound messages, at most `inbound_batch`
+    of them; returns how many now are processed. One failing is recorded and left for the
+    next try."""
     now = now or datetime.now(UTC)
     done = 0
-    for inbound_id in pending_inbound(team_id, now):
+    pending = pending_inbound(team_id, now)
+    for position, inbound_id in enumerate(pending, 1):
+        if position % PROGRESS_EVERY == 0:
+            log_progress(f"inbound processed {position - 1} of {len(pending)}")
         try:
             process(team_id, inbound_id, inline=False)
         except Exception as exc:  # noqa: BLE001 - recorded; the next tick tries again
