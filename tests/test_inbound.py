@@ -385,6 +385,23 @@ def test_a_stop_in_a_burst_blocks_sends_at_once_and_is_confirmed_once(
     assert twilio.requests.created_for(LEAD) == 1  # the confirmation, and nothing else
 
 
+def test_a_webhook_after_the_database_dropped_its_connections_is_stored(team, inbox, burst) -> None:
+    assert inbox.sms("hello").status_code == 200  # the webhook's pool now holds a connection
+    with owner_engine().begin() as conn:
+        dropped = conn.scalar(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE usename = :role AND datname = current_database()"
+            ),
+            {"role": get_settings().app_db_role},
+        )
+    assert dropped
+    assert inbox.sms("Yes interested").status_code == 200
+    stored = rows(team.team_id, InboundMessage)
+    assert [m.status for m in stored] == [InboundStatus.QUEUED] * 2
+    assert [m.classification for m in stored] == ["other", "interested"]
+
+
 @time_machine.travel(MORNING_IN_NY, tick=True)
 def test_webhooks_at_once_are_each_stored_processed_and_answered_once(
     team,

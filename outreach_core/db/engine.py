@@ -3,17 +3,22 @@ tenant) and the application role, which owns nothing and is subject to RLS."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, make_url, text
+from sqlalchemy import Engine, Executable, Row, create_engine, make_url, text
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from outreach_core.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
 
 DATABASE_NAME = "outreach"
 _EMBEDDED: list[object] = []
@@ -116,22 +121,34 @@ def tenant_session(team_id: uuid.UUID, engine: Engine | None = None) -> Iterator
 @cache
 def autocommit_engine() -> Engine:
     # Sized for a burst of webhooks on one worker: a smaller pool would open and close an
-    # overflow connection per request.
+    # overflow connection per request. No pre-ping (a round trip per call): see
+    # execute_autocommit.
     return create_engine(
         app_url(),
         isolation_level="AUTOCOMMIT",
-        pool_pre_ping=True,
         pool_size=AUTOCOMMIT_POOL_SIZE,
         max_overflow=AUTOCOMMIT_POOL_SIZE,
     )
 
 
-@contextmanager
-def autocommit_connection() -> Iterator[Connection]:
-    """A connection whose every statement commits by itself: no BEGIN or COMMIT round trips.
-    For the migrations' functions that scope themselves to one team (the webhook's)."""
+def execute_autocommit(statement: Executable, params: dict[str, Any]) -> list[Row[Any]]:
+    """Run one statement as its own transaction (no BEGIN or COMMIT round trips) and return
+    its rows: for the migrations' functions that scope themselves to one team (the
+    webhook's). A pooled connection the server has dropped fails once, is thrown away with
+    the rest of the pool, and the statement runs again on a fresh one, so it must be
+    idempotent."""
+    try:
+        return _execute_once(statement, params)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.warning("the database dropped a pooled connection; running the statement again")
+        return _execute_once(statement, params)
+
+
+def _execute_once(statement: Executable, params: dict[str, Any]) -> list[Row[Any]]:
     with autocommit_engine().connect() as conn:
-        yield conn
+        return list(conn.execute(statement, params))
 
 
 @contextmanager

@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from outreach_core.costs import budget
-from outreach_core.db.engine import autocommit_connection, tenant_session
+from outreach_core.db.engine import execute_autocommit, tenant_session
 from outreach_core.db.states import (
     Channel,
     CostCategory,
@@ -147,6 +147,18 @@ MAX_NUMBERS = 100_000
 _CLIENT_OF_NUMBER: dict[str, str] = {}
 
 
+# The migrations' functions (0014), built once: the webhook calls one per request.
+_STORE = text(
+    "SELECT team_id, number_id, client, inbound_id, queued FROM outreach_store_inbound("
+    ":id, :sid, :channel, :from_, :to, :body, :opt_out_type, :client, :class,"
+    " CAST(:confidence AS smallint), :reason, :source)"
+)
+_QUEUE = text(
+    "SELECT outreach_queue_inbound(:team, :id, :class, CAST(:confidence AS smallint),"
+    " :phone, :reason, :source)"
+)
+
+
 def receive(
     inbound: Inbound,
     *,
@@ -172,7 +184,10 @@ def receive(
     if stored.queued:
         return Outcome(Handling.QUEUED, stored.inbound_id, stored.team_id)
     if defer:
-        queue(stored, inbound, classify_inbound(inbound, stored.client))
+        try:
+            queue(stored, inbound, classify_inbound(inbound, stored.client))
+        except Exception:  # noqa: BLE001 - stored all the same: the sensor takes it later
+            log.exception("inbound %s: could not queue it", stored.inbound_id)
         return Outcome(Handling.QUEUED, stored.inbound_id, stored.team_id)
     try:
         return process(stored.team_id, stored.inbound_id, inline=True, now=now, llm=llm)
@@ -197,26 +212,22 @@ def store(inbound: Inbound, classified: Classified | None = None) -> Stored | No
     trip; `classified` for the number's team's client: queued too. None: the number is no
     team's."""
     inbound_id = uuid.uuid4()
-    with autocommit_connection() as conn:
-        row = conn.execute(
-            text(
-                "SELECT team_id, number_id, client, inbound_id, queued FROM outreach_store_inbound("
-                ":id, :sid, :channel, :from_, :to, :body, :opt_out_type, :client, :class,"
-                " CAST(:confidence AS smallint), :reason, :source)"
-            ),
-            {
-                "id": inbound_id,
-                "sid": inbound.sid,
-                "channel": str(inbound.channel),
-                "from_": inbound.from_phone,
-                "to": inbound.to_phone,
-                "body": inbound.body,
-                "opt_out_type": inbound.opt_out_type,
-                **_queue_params(inbound, inbound_id, classified),
-            },
-        ).first()
-    if row is None:
+    rows = execute_autocommit(
+        _STORE,
+        {
+            "id": inbound_id,
+            "sid": inbound.sid,
+            "channel": str(inbound.channel),
+            "from_": inbound.from_phone,
+            "to": inbound.to_phone,
+            "body": inbound.body,
+            "opt_out_type": inbound.opt_out_type,
+            **_queue_params(inbound, inbound_id, classified),
+        },
+    )
+    if not rows:
         return None
+    (row,) = rows
     return Stored(row.team_id, row.number_id, row.client, row.inbound_id, row.queued)
 
 
@@ -225,19 +236,15 @@ def queue(stored: Stored, inbound: Inbound, classified: Classified) -> None:
     suppresses the phone now: no send may slip out before the run processes it (which
     then records the opt-out and queues its one confirmation)."""
     assert stored.inbound_id is not None
-    with autocommit_connection() as conn:
-        conn.execute(
-            text(
-                "SELECT outreach_queue_inbound(:team, :id, :class, CAST(:confidence AS smallint),"
-                " :phone, :reason, :source)"
-            ),
-            {
-                "team": stored.team_id,
-                "id": stored.inbound_id,
-                "phone": inbound.from_phone,
-                **_queue_params(inbound, stored.inbound_id, classified),
-            },
-        )
+    execute_autocommit(
+        _QUEUE,
+        {
+            "team": stored.team_id,
+            "id": stored.inbound_id,
+            "phone": inbound.from_phone,
+            **_queue_params(inbound, stored.inbound_id, classified),
+        },
+    )
 
 
 def _queue_params(
