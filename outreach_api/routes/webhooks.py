@@ -30,6 +30,9 @@ MAX_BODY = 1_600
 # Played when a team forwards no calls: the caller may leave a message.
 VOICEMAIL_GREETING = "Thanks for calling. Please leave a message after the tone."
 
+# Most answers (a burst's, a review's) say nothing: built once.
+NO_ANSWER = str(MessagingResponse())
+
 log = logging.getLogger("outreach_api.webhooks")
 router = APIRouter(include_in_schema=False)
 
@@ -110,9 +113,10 @@ async def inbound_sms(request: Request) -> Response:
         defer = in_flight > get_settings().webhook_inline_max_in_flight
         outcome = await run_in_threadpool(receive, inbound, defer=defer)
     log.info("inbound sms %s: %s", inbound.sid, outcome.handling)
+    if outcome.reply is None:
+        return _twiml(NO_ANSWER)
     answer = MessagingResponse()
-    if outcome.reply is not None:
-        answer.message(outcome.reply)
+    answer.message(outcome.reply)
     return _twiml(answer)
 
 

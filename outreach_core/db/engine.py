@@ -90,8 +90,9 @@ def ensure_database(url: URL) -> None:
         maintenance.dispose()
 
 
-# Connections an API worker keeps for the webhook's one-statement transactions.
-AUTOCOMMIT_POOL_SIZE = 20
+# Connections an API worker keeps for the webhook's one-statement transactions. Few on
+# purpose: in a burst, more backends than cores only contend for PostgreSQL's locks.
+AUTOCOMMIT_POOL_SIZE = 4
 
 
 @cache
@@ -120,14 +121,13 @@ def tenant_session(team_id: uuid.UUID, engine: Engine | None = None) -> Iterator
 
 @cache
 def autocommit_engine() -> Engine:
-    # Sized for a burst of webhooks on one worker: a smaller pool would open and close an
-    # overflow connection per request. No pre-ping (a round trip per call): see
-    # execute_autocommit.
+    # No overflow: an overflow connection is opened and closed per request. No pre-ping (a
+    # round trip per call): see execute_autocommit.
     return create_engine(
         app_url(),
         isolation_level="AUTOCOMMIT",
         pool_size=AUTOCOMMIT_POOL_SIZE,
-        max_overflow=AUTOCOMMIT_POOL_SIZE,
+        max_overflow=0,
     )
 
 

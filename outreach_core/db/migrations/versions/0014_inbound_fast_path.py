@@ -74,6 +74,19 @@ def _replies_with_work(inbound: str) -> str:
     """
 
 
+# An opted-out phone suppressed at once by the webhook (the replies run records the rest).
+_SUPPRESS = """
+    CREATE FUNCTION outreach_suppress_opt_out(
+        p_team uuid, p_phone text, p_reason text, p_source text
+    )
+    RETURNS void
+    LANGUAGE sql VOLATILE SET search_path = public, pg_temp AS $$
+        INSERT INTO phone_flags (team_id, phone, flag, reason, source)
+        VALUES (p_team, p_phone, 'suppressed', p_reason, p_source)
+        ON CONFLICT DO NOTHING
+    $$
+"""
+
 # A stored message the webhook classified but leaves to the replies run: its class, and
 # for an opt-out the phone suppressed at once, so no send slips out before processing.
 # Runs as the caller, for the one team it names.
@@ -91,9 +104,9 @@ _QUEUE = """
                confidence = p_confidence
          WHERE team_id = p_team AND id = p_id AND status = 'received';
         IF FOUND AND p_suppress_reason IS NOT NULL THEN
-            INSERT INTO phone_flags (team_id, phone, flag, reason, source)
-            VALUES (p_team, p_phone, 'suppressed', p_suppress_reason, p_suppress_source)
-            ON CONFLICT DO NOTHING;
+            PERFORM outreach_suppress_opt_out(
+                p_team, p_phone, p_suppress_reason, p_suppress_source
+            );
         END IF;
     END
     $$
@@ -101,8 +114,8 @@ _QUEUE = """
 
 # Routes by the number (the one cross-tenant read the webhook needs) and stores the message
 # for the number's team, in one round trip; when the webhook classified it already for the
-# team's client (`p_client`), queues it too. No row: the number is nobody's. inbound_id
-# NULL: the SID is stored already (Twilio retried).
+# team's client (`p_client`), stored queued (as outreach_queue_inbound would leave it). No
+# row: the number is nobody's. inbound_id NULL: the SID is stored already (Twilio retried).
 _STORE = """
     CREATE FUNCTION outreach_store_inbound(
         p_id uuid, p_sid text, p_channel text, p_from text, p_to text, p_body text,
@@ -115,6 +128,7 @@ _STORE = """
         v_team uuid;
         v_number uuid;
         v_client text;
+        v_queue boolean;
         v_id uuid;
     BEGIN
         SELECT n.team_id, n.id, t.client INTO v_team, v_number, v_client
@@ -123,29 +137,34 @@ _STORE = """
         IF NOT FOUND THEN
             RETURN;
         END IF;
+        v_queue := p_client IS NOT NULL AND p_client = v_client;
         -- The row-level policy holds for this function's owner too (FORCE): write as the
         -- number's team, for this transaction only.
         PERFORM set_config('app.team_id', v_team::text, true);
         INSERT INTO inbound_messages AS i (
             team_id, id, provider_sid, channel, from_phone, to_phone, body, opt_out_type,
-            sending_number_id
+            sending_number_id, status, classification, confidence
         )
-        VALUES (v_team, p_id, p_sid, p_channel, p_from, p_to, p_body, p_opt_out_type, v_number)
+        VALUES (
+            v_team, p_id, p_sid, p_channel, p_from, p_to, p_body, p_opt_out_type, v_number,
+            CASE WHEN v_queue THEN 'queued' ELSE 'received' END,
+            CASE WHEN v_queue THEN p_classification END,
+            CASE WHEN v_queue THEN p_confidence END
+        )
         ON CONFLICT (provider_sid) DO NOTHING
         RETURNING i.id INTO v_id;
-        IF v_id IS NOT NULL AND p_client = v_client THEN
-            PERFORM outreach_queue_inbound(
-                v_team, v_id, p_classification, p_confidence, p_from, p_suppress_reason,
-                p_suppress_source
+        IF v_id IS NOT NULL AND v_queue AND p_suppress_reason IS NOT NULL THEN
+            PERFORM outreach_suppress_opt_out(
+                v_team, p_from, p_suppress_reason, p_suppress_source
             );
         END IF;
-        RETURN QUERY SELECT v_team, v_number, v_client, v_id,
-                            v_id IS NOT NULL AND p_client = v_client;
+        RETURN QUERY SELECT v_team, v_number, v_client, v_id, v_id IS NOT NULL AND v_queue;
     END
     $$
 """
 
 _FUNCTIONS = (
+    "outreach_suppress_opt_out(uuid, text, text, text)",
     "outreach_store_inbound("
     "uuid, text, text, text, text, text, text, text, text, smallint, text, text)",
     "outreach_queue_inbound(uuid, uuid, text, smallint, text, text, text)",
@@ -165,6 +184,7 @@ def upgrade() -> None:
         op.f("ck_inbound_messages_status"), "inbound_messages", _in("status", _STATUSES)
     )
     op.execute(_replies_with_work(_INBOUND_WORK))
+    op.execute(_SUPPRESS)
     op.execute(_QUEUE)
     op.execute(_STORE)
     role = op.get_context().config.attributes["app_role"]
@@ -174,7 +194,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for fn in _FUNCTIONS:
+    for fn in reversed(_FUNCTIONS):
         op.execute(f"DROP FUNCTION {fn}")
     op.execute(_replies_with_work(_INBOUND_WORK_0009))
     op.execute("ALTER TABLE inbound_messages NO FORCE ROW LEVEL SECURITY")
