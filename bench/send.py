@@ -8,8 +8,8 @@ sandbox Twilio on loopback, with the status callbacks posted to our real API.
 The sandbox Twilio (throughput limit a little above the rate, so it never answers 429 at
 the limit) and the API (`uvicorn`) run as child processes, so the CPU time measured here
 is the send engine's alone; PostgreSQL is its own process and is not counted either. The
-engine's clock is fixed at 10:00 in New York on a winter Thursday, inside every lead's
-09:00-20:00 window (quiet hours are enforced at claim time); every sandbox-accepted
+engine's clock is fixed at the next 15:00 UTC (10:00 in New York in winter), inside every
+lead's 09:00-20:00 window (quiet hours are enforced at claim time); every sandbox-accepted
 message is checked against that window again, independently, afterwards.
 
 Uses OUTREACH_DATABASE_URL, else the embedded PostgreSQL under OUTREACH_HOME; works on a
@@ -31,7 +31,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +41,19 @@ sys.path.insert(0, str(ROOT))
 OUT = ROOT / "bench" / "out"
 BIN = Path(sys.executable).parent
 
-# 15:00 UTC on a winter Thursday: 10:00 in New York. The engine's clock, and the
-# campaign's schedule start (so every message is due at it).
-SEND_CLOCK = datetime(2026, 12, 3, 15, 0, tzinfo=UTC)
+
+def next_send_clock() -> datetime:
+    """The next 15:00 UTC at or after now: 10:00 in New York in winter (11:00 in summer),
+    inside every lead's 09:00-20:00 window. It must not run behind the real clock: the
+    database dates each message's `not_before` with now(), and an engine clock behind it
+    would find nothing due."""
+    now = datetime.now(UTC)
+    at = now.replace(hour=15, minute=0, second=0, microsecond=0)
+    return at if at >= now else at + timedelta(days=1)
+
+
+# The engine's clock, and the campaign's schedule start (so every message is due at it).
+SEND_CLOCK = next_send_clock()
 # NYC area codes; with exchange 555 each gives 10,000 distinct valid numbers.
 AREA_CODES = ("212", "646", "917", "347", "718")
 LEAD_ZIP, LEAD_STATE, LEAD_CITY = "10001", "NY", "New York"
@@ -258,14 +268,16 @@ def active_campaign(team_id: uuid.UUID, leads: int) -> tuple[uuid.UUID, str, int
 
 
 class Phases:
-    """Wall time and SQL statements by phase of the send loop (claim, limiter, the send
-    transaction, the provider call), from wrappers around the engine's own functions.
-    Thread-safe: the phase is per thread, should the engine send from several."""
+    """Wall time, CPU time (the thread's) and SQL statements by phase of the send loop
+    (claim, limiter, the send transaction, the provider call), from wrappers around the
+    engine's own functions. Thread-safe: the phase is per thread, should the engine send
+    from several."""
 
     def __init__(self) -> None:
         self._local = threading.local()
         self._lock = threading.Lock()
         self.seconds: Counter[str] = Counter()
+        self.cpu_seconds: Counter[str] = Counter()
         self.calls: Counter[str] = Counter()
         self.statements: Counter[str] = Counter()
 
@@ -276,14 +288,16 @@ class Phases:
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
         previous, self._local.phase = self.current, name
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         try:
             yield
         finally:
             elapsed = time.perf_counter() - started
+            cpu = time.thread_time() - cpu_started
             self._local.phase = previous
             with self._lock:
                 self.seconds[name] += elapsed
+                self.cpu_seconds[name] += cpu
                 self.calls[name] += 1
 
     def wrap(self, name: str, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -313,8 +327,7 @@ class Phases:
             made = make_limiter(*args)
             if not getattr(made, "_bench_wrapped", False):
                 made.sleep = self.wrap("limiter_sleep", made.sleep)
-                made._wait_for_turn = self.wrap("limiter_pace", made._wait_for_turn)
-                made._try_take = self.wrap("limiter_take", made._try_take)
+                made._take = self.wrap("limiter_take", made._take)
                 made._bench_wrapped = True
             return made
 
@@ -620,7 +633,9 @@ def main() -> None:
         per = max(messages, 1)
         wall = {k: round(v, 2) for k, v in sorted(phases.seconds.items())}
         statements = {k: round(v / per, 2) for k, v in sorted(phases.statements.items())}
+        phase_cpu = {k: round(v * 1000 / per, 2) for k, v in sorted(phases.cpu_seconds.items())}
         print(f"time by phase, s (nested: provider_call in send_txn, limiter_* in acquire): {wall}")
+        print(f"CPU by phase, ms a message (nested the same way): {phase_cpu}")
         print(
             f"SQL statements a message: {sum(phases.statements.values()) / per:.1f} in all, "
             f"by phase {statements}"
@@ -674,6 +689,9 @@ def main() -> None:
     if phases is not None:
         figures["sql_per_message"] = round(sum(phases.statements.values()) / max(messages, 1), 1)
         figures["phase_s"] = {k: round(v, 1) for k, v in sorted(phases.seconds.items())}
+        figures["phase_cpu_ms_per_message"] = {
+            k: round(v * 1000 / max(messages, 1), 2) for k, v in sorted(phases.cpu_seconds.items())
+        }
     print(json.dumps(figures))
 
 

@@ -7,7 +7,13 @@ The switch is a PostgreSQL advisory lock as well as a column: work that must sto
 holds the lock shared until its transaction ends, and `pause` takes it exclusively. So a
 pause waits for the step or send in flight, and once the pause is committed nothing more
 starts. A row lock on `teams` would do the same but would also queue behind every update
-of the row (lead id reservations during an upload)."""
+of the row (lead id reservations during an upload).
+
+The read must come in a statement after the one that took the lock: under READ COMMITTED a
+statement reads the snapshot taken when it started, which would miss a pause committed
+while it waited for the lock. The send engine, which checks the switch before every
+message, takes the lock in its transaction's first statement (`SHARED_LOCK`) and reads the
+columns (`describe`) with its other checks in the next one."""
 
 from __future__ import annotations
 
@@ -23,6 +29,9 @@ from outreach_core.db.states import MessageKind
 from outreach_core.db.tables import Team
 
 _LOCK = "SELECT {fn}(hashtextextended(:key, 0))"
+# The shared lock as an expression for a caller's own statement; bind `:automation_key` to
+# `lock_key(team_id)`.
+SHARED_LOCK = "pg_advisory_xact_lock_shared(hashtextextended(:automation_key, 0))"
 # The messages the switch holds; the others answer what a contact or a person just asked for.
 HELD_KINDS = (MessageKind.CAMPAIGN, MessageKind.FOLLOW_UP)
 
@@ -42,15 +51,24 @@ class AutomationSwitch:
         return f"the team's automation is paused (by {self.paused_by}{why})"
 
 
-def _key(team_id: uuid.UUID) -> str:
+def lock_key(team_id: uuid.UUID) -> str:
     return f"automation:{team_id}"
 
 
 def automation_paused(session: Session, team_id: uuid.UUID) -> str | None:
     """Why the team's automation is paused, or None; a pause waits until the caller's
     transaction ends."""
-    session.execute(text(_LOCK.format(fn="pg_advisory_xact_lock_shared")), {"key": _key(team_id)})
+    session.execute(
+        text(_LOCK.format(fn="pg_advisory_xact_lock_shared")), {"key": lock_key(team_id)}
+    )
     switch = _read(session, team_id)
+    return switch.describe() if switch.paused else None
+
+
+def describe(paused_at: datetime | None, paused_by: str | None, reason: str | None) -> str | None:
+    """Why the team's automation is paused, from the `teams` columns read after the shared
+    lock was taken; None when it is not."""
+    switch = AutomationSwitch(paused_at, paused_by, reason)
     return switch.describe() if switch.paused else None
 
 
@@ -93,6 +111,6 @@ def resume(team_id: uuid.UUID) -> AutomationSwitch:
 def _switch(team_id: uuid.UUID, when: ColumnElement[bool], **values: object) -> AutomationSwitch:
     """Change the switch under the exclusive lock: it waits for the work holding it shared."""
     with tenant_session(team_id) as session:
-        session.execute(text(_LOCK.format(fn="pg_advisory_xact_lock")), {"key": _key(team_id)})
+        session.execute(text(_LOCK.format(fn="pg_advisory_xact_lock")), {"key": lock_key(team_id)})
         session.execute(update(Team).where(Team.id == team_id, when).values(**values))
         return _read(session, team_id)

@@ -8,9 +8,15 @@ For each batch:
    claimed message went out before sending it again.
 2. **Send** each claimed message in its own transaction that share-locks the campaign row
    for the length of the call: a pause (which takes the row's update lock) waits for the
-   call in flight, and once the pause is committed nothing more is sent. Suppression is
-   checked again right before the call, so a STOP that lands mid-batch stops the next send.
-   Pacing per sending number goes through the shared PostgreSQL limiter.
+   call in flight, and once the pause is committed nothing more is sent. Suppression and
+   the team's kill switch are checked again right before the call, so a STOP that lands
+   mid-batch stops the next send. Pacing per sending number goes through the shared
+   PostgreSQL limiter.
+
+The send is the hot path (50 a second per number): the limiter's request is one round
+trip on a connection the run holds, and the send transaction is two statements before the
+provider call (the tenant and the kill switch's lock; then every check, with the message
+and campaign rows locked) and one after it, in plain SQL on a second held connection.
 
 Provider errors are per recipient (`provider_errors.yaml`): one bad number never halts a
 campaign."""
@@ -27,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, text, true, update
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, text, true, update
 from sqlalchemy.orm import Session
 
 from outreach_core.costs import alerts, budget
@@ -44,6 +50,7 @@ from outreach_core.db.states import (
     PhoneFlag,
 )
 from outreach_core.db.tables import Campaign, Lead, Message, PhoneFlagRow, SendingNumber, Team
+from outreach_core.guardrails import kill_switch
 from outreach_core.guardrails.kill_switch import HELD_KINDS, automation_paused
 from outreach_core.guardrails.quiet_hours import check_quiet_hours
 from outreach_core.guardrails.reasons import BlockReason
@@ -176,35 +183,35 @@ def _run(
     log_progress: Callable[[str], None],
 ) -> SendStats:
     stats = SendStats()
-    with _sole_sender(team_id, campaign_id) as sole:
-        if not sole:
+    with _sole_sender(team_id, campaign_id) as pace:
+        if pace is None:
             # Its run sends what is due, this one's too (or the sensor's next run does).
             stats.stopped = f"another run is sending {_what(campaign_id)}"
             return stats
         return _send_all(
-            team_id, campaign_id, gateway, run_id, clock, max_messages, stats, log_progress
+            team_id, campaign_id, gateway, run_id, clock, max_messages, stats, log_progress, pace
         )
 
 
 @contextmanager
-def _sole_sender(team_id: uuid.UUID, campaign_id: uuid.UUID | None) -> Iterator[bool]:
-    """True while this is the only run sending for the team's campaign (or its replies).
-    Recovery treats every claim not its own as a dead run's: a second live sender (the
-    review-approve route beside a replies run) would put the first one's in-flight message
-    back in the queue and send it again. A session lock, so a killed run's goes with its
-    connection."""
+def _sole_sender(team_id: uuid.UUID, campaign_id: uuid.UUID | None) -> Iterator[Connection | None]:
+    """While this is the only run sending for the team's campaign (or its replies): the
+    connection holding the lock, in autocommit mode (the run's limiter requests use it);
+    else None. Recovery treats every claim not its own as a dead run's: a second live
+    sender (the review-approve route beside a replies run) would put the first one's
+    in-flight message back in the queue and send it again. A session lock, so a killed
+    run's goes with its connection."""
     key = f"sender:{team_id}:{campaign_id or 'replies'}"
     with app_engine().connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
         taken = conn.scalar(
             text("SELECT pg_try_advisory_lock(hashtextextended(:k, 0))"), {"k": key}
         )
-        conn.commit()
         try:
-            yield bool(taken)
+            yield conn if taken else None
         finally:
             if taken:
                 conn.execute(text("SELECT pg_advisory_unlock(hashtextextended(:k, 0))"), {"k": key})
-                conn.commit()
 
 
 def _send_all(
@@ -216,24 +223,31 @@ def _send_all(
     max_messages: int | None,
     stats: SendStats,
     log_progress: Callable[[str], None],
+    pace: Connection,
 ) -> SendStats:
+    """`pace`: the run's connection for the limiter's requests (autocommit). The send
+    transactions go through a second connection held for the run: the hot path never
+    checks one out of the pool (nor pings it)."""
     stats.recovered = recover_claims(team_id, campaign_id, gateway, run_id)
     limiters: dict[uuid.UUID | None, PgRateLimiter] = {}
     # Claims whose provider call started: never released to the queue, whatever happens
     # next (a later run's recovery asks the provider about them).
     called: set[uuid.UUID] = set()
+    send = app_engine().connect()
     try:
         while max_messages is None or stats.sent < max_messages:
             batch, pause_reason = _claim(team_id, campaign_id, run_id, clock(), stats)
             for message in batch:
                 try:
-                    _limiter(limiters, team_id, message.sending_number_id).acquire()
+                    _limiter(limiters, team_id, message.sending_number_id).acquire(pace)
                 except RateLimitReached as full:
                     # The number's daily quota is spent: its messages wait for the next
                     # slot instead of a run sleeping (or the sensor relaunching) until then.
                     _hold_number(team_id, campaign_id, message, clock(), full.retry_after)
                     raise _Stop(str(full)) from full
-                _send_one(team_id, campaign_id, message, gateway, clock, stats, called, run_id)
+                _send_one(
+                    send, team_id, campaign_id, message, gateway, clock, stats, called, run_id
+                )
             if pause_reason is not None:
                 if campaign_id is not None:
                     _pause(team_id, campaign_id, pause_reason)
@@ -244,6 +258,7 @@ def _send_all(
     except _Stop as stop:
         stats.stopped = str(stop)
     finally:
+        send.close()
         # Whatever this run claimed and did not call the provider for goes back.
         _release(team_id, campaign_id, run_id, called)
     return stats
@@ -545,7 +560,54 @@ def _pause(team_id: uuid.UUID, campaign_id: uuid.UUID, reason: str) -> None:
 # ----------------------------------------------------------------------------- send
 
 
+# The send transaction's first statement: the tenant for RLS and, for a message the team's
+# kill switch holds, the switch's lock shared (kill_switch's docstring: the switch is read
+# in the next statement, whose snapshot has any pause committed before the lock was ours).
+_SEND_BEGIN = text(
+    "SELECT set_config('app.team_id', :t, true), "
+    f"CASE WHEN :held THEN {kill_switch.SHARED_LOCK} END"
+)
+# Every check before the call in one statement: the message locked (a status callback for it
+# waits until the call's answer is recorded, so the answer never overwrites a later status),
+# the campaign share-locked (a pause waits for the call in flight; a pause committed first
+# is read here, locking re-reads the row), a suppression, the kill switch.
+_SEND_CHECKS = """
+    SELECT m.status, m.claimed_by, {campaign} AS campaign_status,
+           {service_sid} AS messaging_service_sid,
+           EXISTS (SELECT 1 FROM phone_flags f WHERE f.team_id = m.team_id
+                   AND f.phone = m.to_phone AND f.flag = '{suppressed}') AS suppressed,
+           t.automation_paused_at, t.automation_paused_by, t.automation_paused_reason
+    FROM {tables}
+    JOIN teams t ON t.id = m.team_id
+    WHERE m.team_id = :t AND m.id = :id
+    {locks}
+"""
+_SEND_CHECKS_CAMPAIGN = text(
+    _SEND_CHECKS.format(
+        campaign="c.status",
+        service_sid="c.messaging_service_sid",
+        suppressed=PhoneFlag.SUPPRESSED.value,
+        tables="campaigns c JOIN messages m ON m.team_id = c.team_id AND m.campaign_id = c.id",
+        locks="FOR SHARE OF c FOR UPDATE OF m",
+    )
+)
+_SEND_CHECKS_REPLY = text(
+    _SEND_CHECKS.format(
+        campaign="NULL",
+        service_sid="NULL",
+        suppressed=PhoneFlag.SUPPRESSED.value,
+        tables="messages m",
+        locks="FOR UPDATE OF m",
+    )
+)
+_SENT = text(
+    "UPDATE messages SET provider_sid = :sid, status = :status, sent_at = :sent_at, "
+    "attempts = attempts + 1, updated_at = now() WHERE team_id = :t AND id = :id"
+)
+
+
 def _send_one(
+    conn: Connection,
     team_id: uuid.UUID,
     campaign_id: uuid.UUID | None,
     claimed: _Claimed,
@@ -555,56 +617,91 @@ def _send_one(
     called: set[uuid.UUID],
     run_id: str,
 ) -> None:
-    with tenant_session(team_id) as session:
-        campaign = _active_campaign(session, campaign_id)
-        # Locked: a status callback for this message waits until the call's answer is
-        # recorded, so the answer never overwrites a later status.
-        message = session.get(Message, (team_id, claimed.id), with_for_update=True)
-        assert message is not None
-        if message.status is not MessageStatus.CLAIMED or message.claimed_by != run_id:
+    with conn.begin():
+        held = claimed.kind in HELD_KINDS
+        conn.execute(
+            _SEND_BEGIN,
+            {"t": str(team_id), "held": held, "automation_key": kill_switch.lock_key(team_id)},
+        )
+        checks = _SEND_CHECKS_CAMPAIGN if campaign_id is not None else _SEND_CHECKS_REPLY
+        row = conn.execute(checks, {"t": team_id, "id": claimed.id}).one_or_none()
+        if row is None:
+            # The campaign (and its messages with it) was deleted.
+            raise _Stop(f"{_what(campaign_id)}: message {claimed.id} is gone")
+        if campaign_id is not None and row.campaign_status != CampaignStatus.ACTIVE:
+            raise _Stop(f"campaign is {row.campaign_status}")
+        if row.status != MessageStatus.CLAIMED or row.claimed_by != run_id:
             # Recovered by another run while this one waited for its slot: it is theirs now.
             log.warning("message %s is no longer this run's claim; not sent", claimed.id)
             return
-        if claimed.kind is not MessageKind.SERVICE and PhoneFlag.SUPPRESSED in phone_flags(
-            session, claimed.to
-        ):
-            _block(message, BlockReason.SUPPRESSED, stats)
-            drop_reservation(session, message)
+        if claimed.kind is not MessageKind.SERVICE and row.suppressed:
+            with _orm(conn) as session:
+                message = _message(session, team_id, claimed.id)
+                _block(message, BlockReason.SUPPRESSED, stats)
+                drop_reservation(session, message)
             return
-        if claimed.kind in HELD_KINDS and (paused := automation_paused(session, team_id)):
+        if held and (
+            paused := kill_switch.describe(
+                row.automation_paused_at, row.automation_paused_by, row.automation_paused_reason
+            )
+        ):
             # Paused since the claim: this and the rest of the batch go back (_release).
             raise _Stop(paused)
         sms = OutboundSms(
             message_id=claimed.id,
             to=claimed.to,
             from_number=claimed.from_number,
-            messaging_service_sid=campaign.messaging_service_sid if campaign else None,
+            messaging_service_sid=row.messaging_service_sid,
             body=claimed.body,
             validity_period_s=claimed.validity_period_s,
             team_id=team_id,
         )
-        message.attempts += 1
         crashpoint("send.before_call")
         called.add(claimed.id)
         try:
             answer = gateway.send(sms)
         except ProviderRefused as refused:
-            if refused.http_status is None:
-                # A timeout: it may have gone out. Left claimed for recovery to ask the
-                # provider, never sent again blindly.
-                message.claimed_by = None
-                message.error_message = str(refused)[:500]
-                stats.retried += 1
-                return
-            _refused(session, team_id, message, refused, clock(), stats)
+            with _orm(conn) as session:
+                message = _message(session, team_id, claimed.id)
+                message.attempts += 1
+                if refused.http_status is None:
+                    # A timeout: it may have gone out. Left claimed for recovery to ask the
+                    # provider, never sent again blindly.
+                    message.claimed_by = None
+                    message.error_message = str(refused)[:500]
+                    stats.retried += 1
+                else:
+                    _refused(session, team_id, message, refused, clock(), stats)
             return
         crashpoint("send.after_call")
-        message.provider_sid = answer.sid
-        message.status = _provider_status(answer.status)
-        message.sent_at = clock()
-        message.updated_at = func.now()
+        conn.execute(
+            _SENT,
+            {
+                "t": team_id,
+                "id": claimed.id,
+                "sid": answer.sid,
+                "status": _provider_status(answer.status).value,
+                "sent_at": clock(),
+            },
+        )
         stats.sent += 1
     crashpoint("send.after_commit")
+
+
+@contextmanager
+def _orm(conn: Connection) -> Iterator[Session]:
+    """A session in the send transaction on `conn`, for the paths that are not the hot one
+    (a block, a refusal); its changes are flushed when the block ends and committed with
+    the transaction."""
+    with Session(bind=conn, join_transaction_mode="rollback_only") as session:
+        yield session
+        session.flush()
+
+
+def _message(session: Session, team_id: uuid.UUID, message_id: uuid.UUID) -> Message:
+    message = session.get(Message, (team_id, message_id))  # locked by _SEND_CHECKS
+    assert message is not None
+    return message
 
 
 def _from_number(session: Session, team_id: uuid.UUID, number_id: uuid.UUID | None) -> str | None:

@@ -3,19 +3,25 @@ number, ...). Its state lives in PostgreSQL, so the limits hold across threads, 
 and concurrent Dagster runs (DESIGN.md, Scale-out). A limiter is named by its key: a
 provider ("apollo") or one of its resources ("twilio:+12125550100").
 
-Fixed windows aligned to UTC (minute, hour, day). Taking a request slot is one
-``INSERT ... ON CONFLICT DO UPDATE ... WHERE used < limit RETURNING`` per window, all in
-one transaction: if any window is full the transaction rolls back (no slot is taken in the
-others) and the caller sleeps until that window ends. A 429 stores a provider-wide pause
+Fixed windows aligned to UTC (minute, hour, day). A 429 stores a provider-wide pause
 that every process honours before its next request.
 
 Windows alone let a whole minute's quota go out in the window's first second, and a
 provider whose windows are not aligned with ours (or that counts a request on arrival,
 a few milliseconds after we counted it) then sees more than the limit in its own window
 and answers 429. So requests are also paced: a shared schedule in ``provider_pacing``
-spaces them evenly at ``pace_margin`` below the smallest window's rate. Each request takes
-the next send time in one atomic upsert and sleeps until it; any 60-second span then holds
-at most the per-minute limit, however the provider aligns its windows.
+spaces them evenly at ``pace_margin`` below the smallest window's rate. The schedule is
+absolute (each slot is the previous slot plus the interval, not the previous request's end
+plus the interval), so the caller's own work between requests does not lower the rate as
+long as it fits in the interval on average; any 60-second span holds at most the
+per-minute limit, however the provider aligns its windows.
+
+Taking a request is one call of ``outreach_rate_limit_take`` (migration 0015), one round
+trip: unless a pause is in force, it takes the next pacing slot and one slot in every
+window of the slot's time (``INSERT ... ON CONFLICT DO UPDATE ... WHERE used < limit``),
+all or nothing: if any window is full nothing is taken and the caller sleeps until that
+window ends. A hot caller (the send engine, 50 requests a second) passes a connection it
+holds in autocommit mode; otherwise each request checks one out of the pool.
 
 Usage::
 
@@ -44,22 +50,16 @@ logger = logging.getLogger(__name__)
 # Largest first: every process locks the window rows in the same order.
 WINDOW_SECONDS: dict[str, int] = {"day": 86_400, "hour": 3_600, "minute": 60}
 
-_TAKE = text("""
-    INSERT INTO provider_rate_windows AS w (provider, "window", window_start, used)
-    VALUES (:provider, :window, :start, 1)
-    ON CONFLICT (provider, "window", window_start)
-    DO UPDATE SET used = w.used + 1 WHERE w.used < :limit
-    RETURNING w.used
-""")
-_PAUSED_UNTIL = text("SELECT until FROM provider_pauses WHERE provider = :provider")
+# A limiter's own settings are literals in its statement, built once: binding three arrays
+# and two intervals cost more of our CPU than the rest of the request.
+_TAKE = """
+    SELECT taken, due_at FROM outreach_rate_limit_take(
+        :provider, :now, {interval}, {catch_up},
+        ARRAY[{windows}]::text[], ARRAY[{seconds}]::integer[], ARRAY[{limits}]::integer[])
+"""
 _PAUSE = text("""
     INSERT INTO provider_pauses AS p (provider, until) VALUES (:provider, :until)
     ON CONFLICT (provider) DO UPDATE SET until = GREATEST(p.until, EXCLUDED.until)
-""")
-_NEXT_SLOT = text("""
-    INSERT INTO provider_pacing AS p (provider, next_at) VALUES (:provider, :now + :interval)
-    ON CONFLICT (provider) DO UPDATE SET next_at = GREATEST(p.next_at, :now - :catch_up) + :interval
-    RETURNING p.next_at
 """)
 _PURGE = text("""
     DELETE FROM provider_rate_windows WHERE provider = :provider AND window_start < :cutoff
@@ -83,6 +83,14 @@ def window_start(window: str, now: float) -> float:
 
 def _ts(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+def _interval(value: timedelta | None) -> str:
+    """An SQL literal of `value`, to the microsecond (as a bound timedelta would be)."""
+    if value is None:
+        return "CAST(NULL AS interval)"
+    micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+    return f"INTERVAL '{micros} microseconds'"
 
 
 class PgRateLimiter:
@@ -136,21 +144,35 @@ class PgRateLimiter:
         )
         self._last_purge_day: float | None = None
         self.waits = 0  # times this instance had to sleep (full window or pause)
+        self._take_sql = text(
+            _TAKE.format(
+                interval=_interval(self.interval),
+                catch_up=_interval(self.catch_up),
+                windows=", ".join(f"'{w}'" for w in self.limits),  # names from WINDOW_SECONDS
+                seconds=", ".join(str(WINDOW_SECONDS[w]) for w in self.limits),
+                limits=", ".join(str(int(n)) for n in self.limits.values()),
+            )
+        )
 
-    def acquire(self) -> None:
-        """Block until this process may make one call; every window counts it."""
+    def acquire(self, conn: Connection | None = None) -> None:
+        """Block until this process may make one call; every window counts it. ``conn``: a
+        connection the caller holds in autocommit mode (and uses from one thread), else one
+        from the pool for each attempt."""
         while True:
-            # A fresh slot after every wait: workers woken together by a pause or a new
-            # window still go out one interval apart.
-            self._wait_for_turn()
             now = self.clock()
-            wait = self._try_take(now)
-            if wait is None:
+            taken, due_at = self._take(conn, now)
+            wait = due_at.timestamp() - now
+            if taken:
+                # Our slot in the pacing schedule; the windows already count the call.
+                if wait > 0:
+                    self.sleep(wait)
                 return
             if self.max_wait is not None and wait > self.max_wait:
                 raise RateLimitReached(self.provider, wait)
             self.waits += 1
             logger.debug("%s rate limit: waiting %.2fs", self.provider, wait)
+            # Then a fresh slot: workers woken together by a pause or a new window still go
+            # out one interval apart.
             self.sleep(wait)
 
     def pause(self, seconds: float) -> None:
@@ -166,48 +188,18 @@ class PgRateLimiter:
         with self._in_flight if self._in_flight is not None else nullcontext():
             yield
 
-    def _wait_for_turn(self) -> None:
-        if self.interval is None:
-            return
-        now = self.clock()
-        with self.engine.begin() as conn:
-            next_at = conn.scalar(
-                _NEXT_SLOT,
-                {
-                    "provider": self.provider,
-                    "now": _ts(now),
-                    "interval": self.interval,
-                    "catch_up": self.catch_up,
-                },
-            )
-        wait = (next_at - self.interval).timestamp() - now
-        if wait > 0:
-            self.sleep(wait)
-
-    def _try_take(self, now: float) -> float | None:
-        """Take one slot in every window; None on success, else seconds to wait."""
-        with self.engine.connect() as conn:
-            paused = conn.scalar(_PAUSED_UNTIL, {"provider": self.provider})
-            if paused is not None and paused.timestamp() > now:
-                conn.rollback()
-                return paused.timestamp() - now
-            for window, limit in self.limits.items():
-                start = window_start(window, now)
-                taken = conn.execute(
-                    _TAKE,
-                    {
-                        "provider": self.provider,
-                        "window": window,
-                        "start": _ts(start),
-                        "limit": limit,
-                    },
-                ).first()
-                if taken is None:
-                    conn.rollback()
-                    return start + WINDOW_SECONDS[window] - now
+    def _take(self, conn: Connection | None, now: float) -> tuple[bool, datetime]:
+        """(True, the slot's time) when a request is ours, else (False, when to try again)."""
+        if conn is None:
+            with self.engine.connect() as own:
+                own.execution_options(isolation_level="AUTOCOMMIT")
+                return self._take(own, now)
+        taken, due_at = conn.execute(
+            self._take_sql, {"provider": self.provider, "now": _ts(now)}
+        ).one()
+        if taken:
             self._maybe_purge(conn, now)
-            conn.commit()
-        return None
+        return bool(taken), due_at
 
     def _maybe_purge(self, conn: Connection, now: float) -> None:
         # Old windows are dead rows; drop them about once a day per process.
