@@ -91,9 +91,6 @@ class Settings(BaseSettings):
     # empty, and leaves the rest to the replies run, whose answers go out through the outbox.
     # 0: always the latter.
     webhook_inline_max_in_flight: int = Field(default=4, ge=0)
-    # Inbound messages one replies run processes before it sends what is due; the next
-    # run takes the rest, so a burst's backlog never holds answers back for long.
-    inbound_batch: int = Field(default=500, ge=1)
     # An OpenAI-compatible chat-completions endpoint drafting replies; unset: templates only.
     llm_base_url: str | None = None
     llm_api_key: SecretStr | None = None

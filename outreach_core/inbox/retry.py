@@ -41,7 +41,6 @@ def pending_inbound(team_id: uuid.UUID, now: datetime) -> list[uuid.UUID]:
                     )
                 )
                 .order_by(InboundMessage.received_at)
-                .limit(settings.inbound_batch)
             )
         )
 
@@ -52,9 +51,10 @@ def process_pending(
     now: datetime | None = None,
     log_progress: Callable[[str], None] = log.info,
 ) -> int:
-    """Process the team's queued, failed or stuck inbound messages, at most `inbound_batch`
-    of them; returns how many now are processed. One failing is recorded and left for the
-    next try."""
+    """Process the team's queued, failed or stuck inbound messages, oldest first; returns how
+    many now are processed. One failing is recorded and left for the next try. All of them
+    before any answer is sent: answers go out at the sending number's pace (1 a second by
+    default), and a burst's later messages would otherwise wait for them to reach the inbox."""
     now = now or datetime.now(UTC)
     done = 0
     pending = pending_inbound(team_id, now)
