@@ -18,6 +18,10 @@ logger = logging.getLogger(__name__)
 class SandboxServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Clients open many connections at once (a send engine, sixteen threads of a test); the
+    # default backlog of 5 drops SYNs (a second of retransmission each) or, under load,
+    # resets connections.
+    request_queue_size = 128
     # The sandbox the handlers answer for (set by LoopbackSandbox.start).
     sandbox: Any
 

@@ -830,7 +830,7 @@ class _Handler(BaseHTTPRequestHandler):
     # client's delayed ACK (~40 ms a request on Linux), which would cap a send engine at
     # ~25 messages a second.
     disable_nagle_algorithm = True
-    server: _Server
+    server: SandboxServer
 
     def do_POST(self) -> None:  # noqa: N802 - name fixed by http.server
         self.server.sandbox._handle(self, "POST")
@@ -846,12 +846,6 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("twilio sandbox: " + format, *args)
 
 
-class _Server(SandboxServer):
-    # A send engine opens many connections at once; the default backlog of 5 drops SYNs,
-    # which costs a second of retransmission each.
-    request_queue_size = 128
-
-
 class SandboxTwilio(LoopbackSandbox):
     """Fake Twilio server on 127.0.0.1; see the module docstring for what it serves.
 
@@ -862,7 +856,6 @@ class SandboxTwilio(LoopbackSandbox):
     and callback still due.
     """
 
-    server_class = _Server
     handler_class = _Handler
     thread_name = "twilio-sandbox"
 
