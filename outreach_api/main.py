@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 
 from outreach_api.errors import HANDLERS
 from outreach_api.limits import Limits, protect
@@ -19,10 +23,21 @@ from outreach_api.routes import (
     webhooks,
     workflows,
 )
+from outreach_core.inbox.processing import load_data
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    # Before the first request: a burst of webhooks on a cold worker would otherwise load
+    # the reply rules once per thread.
+    await run_in_threadpool(load_data)
+    yield
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="Outreach API", version="0.1.0", exception_handlers=HANDLERS)
+    app = FastAPI(
+        title="Outreach API", version="0.1.0", exception_handlers=HANDLERS, lifespan=lifespan
+    )
     # First: Twilio's webhooks are the hottest routes, and routes are matched in order.
     app.include_router(webhooks.router)
     app.include_router(uploads.router)

@@ -59,6 +59,8 @@ from outreach_core.db.tables import (
 )
 from outreach_core.guardrails.quiet_hours import check_quiet_hours
 from outreach_core.guardrails.reasons import BlockReason
+from outreach_core.guardrails.rules import load_quiet_hours_rules
+from outreach_core.guardrails.timezones import locate_recipient
 from outreach_core.inbox.rules import load_inbox_rules
 from outreach_core.leads.scoring import score_reply
 from outreach_core.messaging import defaults
@@ -69,10 +71,18 @@ from outreach_core.replies.classes import ReplyClass
 from outreach_core.replies.classify import (
     Classification,
     classify,
+    default_classifier,
     load_classification_rules,
 )
-from outreach_core.replies.drafts import Draft, ServiceKind, draft_reply, service_text
-from outreach_core.replies.keywords import KeywordIntent, keyword_intent
+from outreach_core.replies.drafts import (
+    Draft,
+    ServiceKind,
+    draft_reply,
+    load_personas,
+    load_responder_templates,
+    service_text,
+)
+from outreach_core.replies.keywords import KeywordIntent, keyword_intent, load_keyword_rules
 from outreach_core.replies.llm import LlmDrafter
 from outreach_core.replies.stages import ConversationSnapshot, detect_stage
 from outreach_core.settings import get_settings
@@ -306,6 +316,21 @@ def process(
         inbound.attempts += 1
         inbound.error = None
     return outcome
+
+
+def load_data() -> None:
+    """Load every rule file and lookup table processing reads. Loaded on first use instead,
+    each is read once per thread that asks before it is cached: a cold API worker's first
+    burst of webhooks spent up to 7 s of CPU on that (seen under `make dev`)."""
+    default_classifier()
+    load_keyword_rules()
+    load_inbox_rules()
+    load_personas()
+    load_responder_templates()
+    load_quiet_hours_rules()
+    # The ZIP table, the state zones and the phone metadata behind quiet hours.
+    locate_recipient("10001", "NY", "+12125550100")
+    configured_llm()
 
 
 @cache
