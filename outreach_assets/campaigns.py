@@ -10,7 +10,7 @@ import dagster as dg
 from sqlalchemy import text
 
 from outreach_assets.jobs import POOL_TAG, SEND_CAMPAIGN_TAG, SEND_POOL
-from outreach_assets.runs import live_runs
+from outreach_assets.runs import live_runs, skip_reason
 from outreach_core.db.engine import system_session
 from outreach_core.db.states import CampaignStatus
 from outreach_core.messaging import defaults
@@ -84,12 +84,14 @@ def campaign_send_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
     with system_session() as session:
         work = session.execute(text("SELECT * FROM outreach_campaigns_with_work()")).all()
     requests = []
+    sends = 0
     for team_id, campaign_id, kind in work:
         if kind == "start":
             _move(team_id, campaign_id, CampaignStatus.ACTIVE, "schedule start reached")
         elif kind == "complete":
             _move(team_id, campaign_id, CampaignStatus.COMPLETED, "every message is out")
         else:
+            sends += 1
             tags = {SEND_CAMPAIGN_TAG: str(campaign_id)}
             if live_runs(context.instance, campaign_send_job.name, tags):
                 continue
@@ -97,7 +99,9 @@ def campaign_send_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
             requests.append(
                 dg.RunRequest(run_config=dg.RunConfig(ops={"send_campaign_op": config}), tags=tags)
             )
-    return dg.SensorResult(run_requests=requests, skip_reason=None if requests else "nothing due")
+    return dg.SensorResult(
+        run_requests=requests, skip_reason=skip_reason(sends, requests, "campaigns")
+    )
 
 
 def _move(team_id: uuid.UUID, campaign_id: uuid.UUID, to: CampaignStatus, why: str) -> None:

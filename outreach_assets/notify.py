@@ -11,7 +11,7 @@ import dagster as dg
 from sqlalchemy import text
 
 from outreach_assets.jobs import POOL_TAG
-from outreach_assets.runs import teams_without_live_run
+from outreach_assets.runs import skip_reason, teams_without_live_run
 from outreach_core.db.engine import system_session
 from outreach_core.notify.deliver import deliver_pending
 from outreach_core.settings import get_settings
@@ -67,4 +67,4 @@ def notify_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         requests.append(
             dg.RunRequest(run_config=dg.RunConfig(ops={"notify_op": config}), tags=tags)
         )
-    return dg.SensorResult(run_requests=requests, skip_reason=None if requests else "nothing due")
+    return dg.SensorResult(run_requests=requests, skip_reason=skip_reason(len(teams), requests))

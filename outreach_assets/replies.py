@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from outreach_assets.campaigns import TwilioResource
 from outreach_assets.jobs import POOL_TAG, REPLIES_TEAM_TAG, SEND_POOL
-from outreach_assets.runs import teams_without_live_run
+from outreach_assets.runs import skip_reason, teams_without_live_run
 from outreach_core.db.engine import system_session
 from outreach_core.deliverables.email import SmtpConfig
 from outreach_core.inbox.deliverables import send_pending_deliverables, smtp_config
@@ -95,7 +95,7 @@ def replies_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         requests.append(
             dg.RunRequest(run_config=dg.RunConfig(ops={"replies_op": config}), tags=tags)
         )
-    return dg.SensorResult(run_requests=requests, skip_reason=None if requests else "nothing due")
+    return dg.SensorResult(run_requests=requests, skip_reason=skip_reason(len(teams), requests))
 
 
 def default_smtp() -> SmtpResource:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sized
 
 import dagster as dg
 
@@ -44,3 +44,12 @@ def teams_without_live_run(
     run query, however many teams have work."""
     busy = {run.tags.get(team_tag) for run in live_runs(instance, job)}
     return [team_id for team_id in team_ids if str(team_id) not in busy]
+
+
+def skip_reason(with_work: int, requests: Sized, what: str = "teams") -> str | None:
+    """Why a tick launched nothing: nothing to do, or every run it would launch is live."""
+    if requests:
+        return None
+    if with_work:
+        return f"{with_work} {what} with work, each with a run queued or running already"
+    return "nothing due"

@@ -13,7 +13,7 @@ import dagster as dg
 
 from outreach_assets.jobs import POOL_TAG, SEND_POOL
 from outreach_assets.replies import SmtpResource
-from outreach_assets.runs import teams_without_live_run
+from outreach_assets.runs import skip_reason, teams_without_live_run
 from outreach_core.settings import get_settings
 from outreach_core.workflows.executor import run_due
 from outreach_core.workflows.tick import tick
@@ -85,5 +85,5 @@ def workflow_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         + (f"; {len(result.failed)} teams failed (see the log)" if result.failed else "")
     )
     return dg.SensorResult(
-        run_requests=requests, skip_reason=None if requests else "no executions due"
+        run_requests=requests, skip_reason=skip_reason(len(result.due), requests)
     )
