@@ -13,7 +13,7 @@ The read must come in a statement after the one that took the lock: under READ C
 statement reads the snapshot taken when it started, which would miss a pause committed
 while it waited for the lock. The send engine, which checks the switch before every
 message, takes the lock in its transaction's first statement (`SHARED_LOCK`) and reads the
-columns (`describe`) with its other checks in the next one."""
+columns (`AutomationSwitch.why_paused`) with its other checks in the next one."""
 
 from __future__ import annotations
 
@@ -28,10 +28,11 @@ from outreach_core.db.engine import tenant_session
 from outreach_core.db.states import MessageKind
 from outreach_core.db.tables import Team
 
-_LOCK = "SELECT {fn}(hashtextextended(:key, 0))"
-# The shared lock as an expression for a caller's own statement; bind `:automation_key` to
-# `lock_key(team_id)`.
-SHARED_LOCK = "pg_advisory_xact_lock_shared(hashtextextended(:automation_key, 0))"
+# The switch's lock; bind `:automation_key` to `lock_key(team_id)`.
+_LOCK = "{fn}(hashtextextended(:automation_key, 0))"
+# Shared, as an expression for a caller's own statement (the send engine's).
+SHARED_LOCK = _LOCK.format(fn="pg_advisory_xact_lock_shared")
+_EXCLUSIVE_LOCK = _LOCK.format(fn="pg_advisory_xact_lock")
 # The messages the switch holds; the others answer what a contact or a person just asked for.
 HELD_KINDS = (MessageKind.CAMPAIGN, MessageKind.FOLLOW_UP)
 
@@ -50,6 +51,9 @@ class AutomationSwitch:
         why = f": {self.reason}" if self.reason else ""
         return f"the team's automation is paused (by {self.paused_by}{why})"
 
+    def why_paused(self) -> str | None:
+        return self.describe() if self.paused else None
+
 
 def lock_key(team_id: uuid.UUID) -> str:
     return f"automation:{team_id}"
@@ -58,18 +62,8 @@ def lock_key(team_id: uuid.UUID) -> str:
 def automation_paused(session: Session, team_id: uuid.UUID) -> str | None:
     """Why the team's automation is paused, or None; a pause waits until the caller's
     transaction ends."""
-    session.execute(
-        text(_LOCK.format(fn="pg_advisory_xact_lock_shared")), {"key": lock_key(team_id)}
-    )
-    switch = _read(session, team_id)
-    return switch.describe() if switch.paused else None
-
-
-def describe(paused_at: datetime | None, paused_by: str | None, reason: str | None) -> str | None:
-    """Why the team's automation is paused, from the `teams` columns read after the shared
-    lock was taken; None when it is not."""
-    switch = AutomationSwitch(paused_at, paused_by, reason)
-    return switch.describe() if switch.paused else None
+    session.execute(text(f"SELECT {SHARED_LOCK}"), {"automation_key": lock_key(team_id)})
+    return _read(session, team_id).why_paused()
 
 
 def _read(session: Session, team_id: uuid.UUID) -> AutomationSwitch:
@@ -111,6 +105,6 @@ def resume(team_id: uuid.UUID) -> AutomationSwitch:
 def _switch(team_id: uuid.UUID, when: ColumnElement[bool], **values: object) -> AutomationSwitch:
     """Change the switch under the exclusive lock: it waits for the work holding it shared."""
     with tenant_session(team_id) as session:
-        session.execute(text(_LOCK.format(fn="pg_advisory_xact_lock")), {"key": lock_key(team_id)})
+        session.execute(text(f"SELECT {_EXCLUSIVE_LOCK}"), {"automation_key": lock_key(team_id)})
         session.execute(update(Team).where(Team.id == team_id, when).values(**values))
         return _read(session, team_id)

@@ -134,7 +134,6 @@ class Stored:
     """An inbound message as the webhook stored it; `inbound_id` None: stored already."""
 
     team_id: uuid.UUID
-    number_id: uuid.UUID
     client: str
     inbound_id: uuid.UUID | None
     queued: bool = False
@@ -159,7 +158,7 @@ _CLIENT_OF_NUMBER: dict[str, str] = {}
 
 # The migrations' functions (0014), built once: the webhook calls one per request.
 _STORE = text(
-    "SELECT team_id, number_id, client, inbound_id, queued FROM outreach_store_inbound("
+    "SELECT team_id, client, inbound_id, queued FROM outreach_store_inbound("
     ":id, :sid, :channel, :from_, :to, :body, :opt_out_type, :client, :class,"
     " CAST(:confidence AS smallint), :reason, :source)"
 )
@@ -238,7 +237,7 @@ def store(inbound: Inbound, classified: Classified | None = None) -> Stored | No
     if not rows:
         return None
     (row,) = rows
-    return Stored(row.team_id, row.number_id, row.client, row.inbound_id, row.queued)
+    return Stored(row.team_id, row.client, row.inbound_id, row.queued)
 
 
 def queue(stored: Stored, inbound: Inbound, classified: Classified) -> None:

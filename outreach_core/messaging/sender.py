@@ -641,9 +641,9 @@ def _send_one(
                 drop_reservation(session, message)
             return
         if held and (
-            paused := kill_switch.describe(
+            paused := kill_switch.AutomationSwitch(
                 row.automation_paused_at, row.automation_paused_by, row.automation_paused_reason
-            )
+            ).why_paused()
         ):
             # Paused since the claim: this and the rest of the batch go back (_release).
             raise _Stop(paused)
